@@ -1,0 +1,211 @@
+"""``python -m musegnn_core``: the command line over the same functions the pages call.
+
+Each subcommand is a pair (``add_<name>_arguments``, ``run_<name>``) registered in
+:data:`COMMANDS`; later stages (build-graphs, train, evaluate, enrich, export) slot
+in the same way. Errors the user can fix print one line on stderr and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from . import __version__
+from .errors import MuseGNNError
+from .paths import default_workspace
+
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one readable line and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_workspace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workspace",
+        "-w",
+        type=Path,
+        default=None,
+        help="workspace folder (default: $MUSEGNN_WORKSPACE or ./workspace)",
+    )
+
+
+def open_workspace(args: argparse.Namespace, create: bool = True):
+    from .workspace import Workspace
+
+    return Workspace.open(args.workspace or default_workspace(), create=create)
+
+
+# ----------------------------------------------------------------------- import
+def add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    from .data.metadata import MODALITIES, SPECIES
+    from .data.readers import ORIENTATIONS
+
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help=".h5ad, 10x .h5, 10x folder, or CSV/TSV count table",
+    )
+    _add_workspace(parser)
+    parser.add_argument("--name", help="dataset name (default: from the file)")
+    parser.add_argument("--species", choices=SPECIES)
+    parser.add_argument("--tissue")
+    parser.add_argument("--modality", choices=MODALITIES)
+    parser.add_argument("--technology")
+    parser.add_argument(
+        "--coordinates", type=Path, help="CSV/TSV of spot name, x, y (spatial data)"
+    )
+    parser.add_argument(
+        "--orientation",
+        choices=ORIENTATIONS,
+        default="auto",
+        help="for count tables: which way rows and columns go",
+    )
+    parser.add_argument(
+        "--allow-non-integer",
+        action="store_true",
+        help="round non-integer values (estimated counts) instead of refusing them",
+    )
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from .data.importer import ImportOptions, import_datasets
+
+    workspace = open_workspace(args)
+    options = ImportOptions(
+        name=args.name,
+        species=args.species,
+        tissue=args.tissue,
+        modality=args.modality,
+        technology=args.technology,
+        allow_non_integer=args.allow_non_integer,
+        orientation=args.orientation,
+        coordinates=args.coordinates,
+    )
+    for item in import_datasets(workspace, args.paths, options):
+        m = item.meta
+        print(
+            f"imported {m.name}: {m.n_cells} cells x {m.n_genes} genes "
+            f"({m.species}, {m.tissue}, {m.modality}, {m.source_format})"
+        )
+        for note in item.notes:
+            print(f"  note: {note}")
+    return 0
+
+
+# ------------------------------------------------------------------------- list
+def add_list_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    workspace = open_workspace(args)
+    metas = workspace.datasets()
+    if args.json:
+        print(json.dumps([m.to_dict() for m in metas], indent=2))
+        return 0
+    if not metas:
+        print(f"No datasets in {workspace.root}. Import some with `python -m musegnn_core import`.")
+        return 0
+    columns = ("name", "species", "tissue", "modality", "technology", "n_cells", "n_genes")
+    rows = [[str(getattr(m, c)) for c in columns] for m in metas]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    for row in [list(columns), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+# ----------------------------------------------------------------------- delete
+def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="+", metavar="NAME")
+    _add_workspace(parser)
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    workspace = open_workspace(args, create=False)
+    for name in args.names:
+        workspace.delete_dataset(name)
+        print(f"deleted {name}")
+    return 0
+
+
+# ------------------------------------------------------------------------- demo
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument(
+        "--simulated",
+        action="store_true",
+        help="use the simulated atlas even when real demo data is available",
+    )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .data.demo import fill_demo
+
+    workspace = open_workspace(args)
+    kind, names = fill_demo(workspace, prefer_simulated=args.simulated)
+    print(f"filled {workspace.root} with the {kind} demo: {', '.join(names)}")
+    return 0
+
+
+Command = tuple[
+    str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
+]
+COMMANDS: list[Command] = [
+    ("import", "import count data into the workspace", add_import_arguments, run_import),
+    ("list", "list the datasets of the workspace", add_list_arguments, run_list),
+    (
+        "delete",
+        "delete datasets (and their cached graphs) from the workspace",
+        add_delete_arguments,
+        run_delete,
+    ),
+    ("demo", "fill an empty workspace with the demo datasets", add_demo_arguments, run_demo),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m musegnn_core",
+        description="MuSe-GNN Studio: joint gene embeddings across datasets.",
+    )
+    parser.add_argument("--version", action="version", version=f"musegnn-studio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+    for name, help_text, add_arguments, run in COMMANDS:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(command)
+        command.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MuseGNNError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing half-written was kept.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+        return 0
+    except OSError as exc:  # disk full, permission denied, vanished folder...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("error: out of memory; try fewer or smaller datasets.", file=sys.stderr)
+        return EXIT_USAGE
