@@ -413,3 +413,21 @@ def read_counts(path: str | Path, orientation: str = "auto") -> ReadResult:
     if fmt == "table":
         return read_count_table(path, orientation)
     return READERS[fmt](path)
+
+
+KNOWN_SUFFIXES = (".h5ad", ".h5", ".hdf5", ".mtx", ".mtx.gz", *TABLE_SUFFIXES)
+
+
+def safe_upload_name(filename: str) -> str:
+    """A file name for an upload that cannot leave its folder and keeps a known suffix.
+
+    Browsers may send any string as a file name (``../../x``, control characters);
+    only a sanitised stem and a whitelisted suffix survive.
+    """
+    from .metadata import sanitize_name
+
+    base = Path(str(filename).replace("\\", "/")).name
+    suffix = _suffix(Path(base.lower()))
+    suffix = suffix if suffix in KNOWN_SUFFIXES else ""
+    stem = base[: len(base) - len(suffix)] if suffix else base
+    return f"{sanitize_name(stem) or 'upload'}{suffix}"

@@ -1,0 +1,1 @@
+"""Streamlit pages. They hold no science: every computation is a musegnn_core call."""

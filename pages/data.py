@@ -1,0 +1,127 @@
+"""Data: import datasets (upload or server path), see what the workspace holds, delete."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from musegnn_core.data.importer import ImportOptions, import_datasets
+from musegnn_core.data.metadata import MODALITIES, MODALITY_LABELS, SPECIES
+from musegnn_core.data.readers import ORIENTATIONS, safe_upload_name
+from pages.common import datasets_frame, run_safely, safe_text, simulated_banner, workspace
+
+UPLOAD_TYPES = ["h5ad", "h5", "csv", "tsv", "txt", "gz"]
+FROM_FILE = "(from file or guess)"
+
+st.title("Data")
+ws = workspace()
+if ws is None:
+    st.stop()
+simulated_banner(ws)
+
+
+def metadata_options(key: str) -> ImportOptions:
+    """The metadata form shared by both import routes."""
+    c1, c2, c3 = st.columns(3)
+    name = c1.text_input("Dataset name", key=f"{key}-name", placeholder="from the file name")
+    species = c2.selectbox("Species", [FROM_FILE, *SPECIES], key=f"{key}-species")
+    modality = c3.selectbox(
+        "Modality",
+        [FROM_FILE, *MODALITIES],
+        key=f"{key}-modality",
+        format_func=lambda m: MODALITY_LABELS.get(m, m),
+    )
+    c4, c5, c6 = st.columns(3)
+    tissue = c4.text_input("Tissue", key=f"{key}-tissue", placeholder="e.g. pancreas")
+    technology = c5.text_input("Technology", key=f"{key}-technology", placeholder="e.g. 10x v3")
+    orientation = c6.selectbox(
+        "Table orientation", ORIENTATIONS, key=f"{key}-orientation", help="Only for CSV/TSV tables."
+    )
+    coordinates = st.text_input(
+        "Spot coordinates file on the server (spatial data without obsm['spatial'])",
+        key=f"{key}-coords",
+        placeholder="/path/to/coordinates.csv",
+    )
+    allow = st.checkbox(
+        "Round non-integer counts (estimated counts, e.g. Salmon)",
+        key=f"{key}-allow",
+        help="Raw counts must be integers; rounding is recorded in the dataset's notes.",
+    )
+    return ImportOptions(
+        name=name.strip() or None,
+        species=None if species == FROM_FILE else species,
+        modality=None if modality == FROM_FILE else modality,
+        tissue=tissue.strip() or None,
+        technology=technology.strip() or None,
+        orientation=orientation,
+        allow_non_integer=allow,
+        coordinates=coordinates.strip() or None,
+    )
+
+
+def report(prepared) -> None:
+    for item in prepared:
+        m = item.meta
+        st.success(
+            f"Imported **{safe_text(m.name)}**: {m.n_cells:,} cells x {m.n_genes:,} genes "
+            f"({m.species}, {safe_text(m.tissue)}, {MODALITY_LABELS[m.modality]})."
+        )
+        for note in item.notes:
+            st.caption(f"Note: {safe_text(note)}")
+
+
+st.subheader("Datasets in this workspace")
+st.dataframe(datasets_frame(ws), hide_index=True, width="stretch")
+
+st.subheader("Import")
+upload_tab, path_tab = st.tabs(["Upload a file", "Path on this server"])
+
+with upload_tab:
+    uploaded = st.file_uploader(
+        "Count matrix (.h5ad, 10x .h5, CSV/TSV table)", type=UPLOAD_TYPES, key="upload-file"
+    )
+    options = metadata_options("upload")
+    if st.button("Import uploaded file", disabled=uploaded is None, key="upload-go"):
+        # Saved under a sanitised name inside the workspace so a crafted file name can
+        # never point outside it; removed again whatever happens.
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-upload-", dir=ws.root))
+        try:
+            target = staging / safe_upload_name(uploaded.name)
+            target.write_bytes(uploaded.getbuffer())
+            with st.spinner("Reading and validating..."):
+                result = run_safely(lambda: import_datasets(ws, [target], options), "Import")
+            if result:
+                report(result)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+with path_tab:
+    server_path = st.text_input(
+        "File or 10x folder on this machine",
+        key="path-input",
+        placeholder="/data/pbmc3k/filtered_feature_bc_matrix",
+    )
+    options = metadata_options("path")
+    if st.button("Import from path", disabled=not server_path.strip(), key="path-go"):
+        with st.spinner("Reading and validating..."):
+            result = run_safely(
+                lambda: import_datasets(ws, [Path(server_path.strip()).expanduser()], options),
+                "Import",
+            )
+        if result:
+            report(result)
+
+st.subheader("Delete a dataset")
+names = ws.dataset_names()
+if names:
+    victim = st.selectbox("Dataset", names, key="delete-name")
+    sure = st.checkbox(
+        "Yes, delete it and its cached graphs (training runs are kept)", key="delete-confirm"
+    )
+    if st.button("Delete", disabled=not sure, type="primary", key="delete-go"):
+        if run_safely(lambda: ws.delete_dataset(victim) or True, "Delete"):
+            st.success(f"Deleted {safe_text(victim)}.")
+            st.rerun()
+else:
+    st.caption("No datasets to delete.")
