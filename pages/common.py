@@ -77,3 +77,14 @@ def datasets_frame(ws: Workspace) -> pd.DataFrame:
 def safe_text(text: str) -> str:
     """Escape user-supplied text (file and dataset names) before it goes into markdown."""
     return html.escape(str(text)).replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+
+
+def flash(message: str) -> None:
+    """Keep a success message across the rerun that follows a change."""
+    st.session_state["flash"] = message
+
+
+def show_flash() -> None:
+    message = st.session_state.pop("flash", None)
+    if message:
+        st.success(message)

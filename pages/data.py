@@ -9,12 +9,21 @@ import streamlit as st
 from musegnn_core.data.importer import ImportOptions, import_datasets
 from musegnn_core.data.metadata import MODALITIES, MODALITY_LABELS, SPECIES
 from musegnn_core.data.readers import ORIENTATIONS, safe_upload_name
-from pages.common import datasets_frame, run_safely, safe_text, simulated_banner, workspace
+from pages.common import (
+    datasets_frame,
+    flash,
+    run_safely,
+    safe_text,
+    show_flash,
+    simulated_banner,
+    workspace,
+)
 
 UPLOAD_TYPES = ["h5ad", "h5", "csv", "tsv", "txt", "gz"]
 FROM_FILE = "(from file or guess)"
 
 st.title("Data")
+show_flash()
 ws = workspace()
 if ws is None:
     st.stop()
@@ -119,9 +128,10 @@ if names:
     sure = st.checkbox(
         "Yes, delete it and its cached graphs (training runs are kept)", key="delete-confirm"
     )
-    if st.button("Delete", disabled=not sure, type="primary", key="delete-go"):
-        if run_safely(lambda: ws.delete_dataset(victim) or True, "Delete"):
-            st.success(f"Deleted {safe_text(victim)}.")
-            st.rerun()
+    if st.button("Delete", disabled=not sure, type="primary", key="delete-go") and run_safely(
+        lambda: ws.delete_dataset(victim) or True, "Delete"
+    ):
+        flash(f"Deleted {safe_text(victim)}.")
+        st.rerun()
 else:
     st.caption("No datasets to delete.")
