@@ -158,6 +158,74 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------- build-graphs
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def add_build_graphs_arguments(parser: argparse.ArgumentParser) -> None:
+    from .graphs.build import CORRECTIONS
+
+    _add_workspace(parser)
+    parser.add_argument("--datasets", type=_comma_list, help="comma-separated names (default: all)")
+    parser.add_argument("--n-genes", type=int, default=1000, help="genes per graph (default 1000)")
+    parser.add_argument(
+        "--pvalue",
+        type=float,
+        default=0.005,
+        help="CS-CORE p-value threshold for an edge (default 0.005)",
+    )
+    parser.add_argument(
+        "--correction",
+        choices=CORRECTIONS,
+        default="raw",
+        help="raw p-values (the reference) or Benjamini-Hochberg",
+    )
+    parser.add_argument(
+        "--qc",
+        choices=("default", "reference"),
+        default="default",
+        help="QC thresholds: robust defaults or the reference notebook's",
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+
+
+def run_build_graphs(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .graphs.build import GraphConfig, build_graphs
+
+    workspace = open_workspace(args, create=False)
+    config = GraphConfig(
+        n_genes=args.n_genes,
+        pvalue=args.pvalue,
+        correction=args.correction,
+        qc_preset=args.qc,
+        device=args.device,
+    )
+    bar = tqdm(
+        total=100, file=sys.stderr, leave=False, bar_format="{percentage:3.0f}% |{bar:24}| {desc}"
+    )
+
+    def progress(fraction: float, message: str) -> None:
+        bar.n = round(100 * fraction)
+        bar.set_description(message)
+
+    try:
+        summaries = build_graphs(
+            workspace, args.datasets, config, force=args.force, progress=progress
+        )
+    finally:
+        bar.close()
+    for s in summaries:
+        print(
+            f"{s.dataset}: {s.n_genes} genes, {s.n_edges} edges, density {s.density:.3f}, "
+            f"{s.seconds:.1f} s{' (cached)' if s.cached else ''}"
+        )
+    return 0
+
+
 Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
@@ -169,6 +237,12 @@ COMMANDS: list[Command] = [
         "delete datasets (and their cached graphs) from the workspace",
         add_delete_arguments,
         run_delete,
+    ),
+    (
+        "build-graphs",
+        "build the gene co-expression graph of each dataset",
+        add_build_graphs_arguments,
+        run_build_graphs,
     ),
     ("demo", "fill an empty workspace with the demo datasets", add_demo_arguments, run_demo),
 ]

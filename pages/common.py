@@ -74,6 +74,27 @@ def datasets_frame(ws: Workspace) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*DATASET_COLUMNS.values(), "Simulated"])
 
 
+def graphs_frame(ws: Workspace) -> pd.DataFrame:
+    """The latest graph of each dataset: the statistics the CLI prints."""
+    from musegnn_core.graphs.build import graph_infos
+
+    rows = [
+        {
+            "Dataset": name,
+            "Genes": info["n_genes"],
+            "Edges": info["n_edges"],
+            "Density": round(info["density"], 3),
+            "Cells after QC": info["n_cells"],
+            "Gene selection": info["selection"]["method"],
+            "Seconds": round(sum(info["timings"].values()), 2),
+            "p-value": info["config"]["pvalue"],
+            "Built": info["created_at"],
+        }
+        for name, info in graph_infos(ws).items()
+    ]
+    return pd.DataFrame(rows)
+
+
 def safe_text(text: str) -> str:
     """Escape user-supplied text (file and dataset names) before it goes into markdown."""
     return html.escape(str(text)).replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")

@@ -9,9 +9,11 @@ import streamlit as st
 from musegnn_core.data.importer import ImportOptions, import_datasets
 from musegnn_core.data.metadata import MODALITIES, MODALITY_LABELS, SPECIES
 from musegnn_core.data.readers import ORIENTATIONS, safe_upload_name
+from musegnn_core.graphs.build import CORRECTIONS, GraphConfig, build_graphs
 from pages.common import (
     datasets_frame,
     flash,
+    graphs_frame,
     run_safely,
     safe_text,
     show_flash,
@@ -120,6 +122,53 @@ with path_tab:
             )
         if result:
             report(result)
+
+st.subheader("Co-expression graphs")
+st.caption(
+    "Per dataset: QC, the top genes by Pearson-residual variance (SPARK-X for spatial data), "
+    "mouse genes mapped to human orthologs, and CS-CORE co-expression edges."
+)
+graph_table = graphs_frame(ws)
+if not graph_table.empty:
+    st.dataframe(graph_table, hide_index=True, width="stretch")
+with st.form("build-graphs"):
+    g1, g2, g3 = st.columns(3)
+    n_genes = g1.number_input(
+        "Genes per graph", 10, 20000, GraphConfig.n_genes, step=100, key="graph-n-genes"
+    )
+    pvalue = g2.number_input(
+        "Edge p-value threshold", 1e-10, 0.5, GraphConfig.pvalue, format="%.4g", key="graph-pvalue"
+    )
+    correction = g3.selectbox(
+        "Multiple testing",
+        CORRECTIONS,
+        format_func={"raw": "none (reference)", "bh": "Benjamini-Hochberg"}.get,
+        key="graph-correction",
+    )
+    chosen = st.multiselect(
+        "Datasets", ws.dataset_names(), default=ws.dataset_names(), key="graph-datasets"
+    )
+    go = st.form_submit_button(
+        "Build graphs", type="primary", disabled=not ws.dataset_names(), key="graph-go"
+    )
+if go:
+    bar = st.progress(0.0, text="Starting...")
+    summaries = run_safely(
+        lambda: build_graphs(
+            ws,
+            chosen or None,
+            GraphConfig(n_genes=int(n_genes), pvalue=float(pvalue), correction=correction),
+            progress=lambda f, message: bar.progress(min(f, 1.0), text=message),
+        ),
+        "Building graphs",
+    )
+    if summaries:
+        built = sum(not s.cached for s in summaries)
+        flash(
+            f"Graphs ready for {len(summaries)} datasets ({built} built, "
+            f"{len(summaries) - built} from cache)."
+        )
+        st.rerun()
 
 st.subheader("Delete a dataset")
 names = ws.dataset_names()

@@ -94,3 +94,23 @@ def test_data_page_imports_shared_10x_folder(empty_ws, shared_data):
     assert not at.exception and not at.error
     meta = empty_ws.dataset("pbmc3k")
     assert (meta.n_cells, meta.n_genes, meta.species) == (2700, 32738, "human")
+
+
+def test_data_page_builds_graphs_and_shows_statistics(tmp_path, monkeypatch):
+    from musegnn_core.data.demo import fill_demo
+
+    ws = Workspace.open(tmp_path / "ws")
+    fill_demo(ws, prefer_simulated=True)
+    monkeypatch.setenv("MUSEGNN_WORKSPACE", str(ws.root))
+    at = open_page("pages/data.py")
+    at.number_input(key="graph-n-genes").set_value(200)
+    at.multiselect(key="graph-datasets").set_value(
+        ["sim_scrna_human_blood_a", "sim_spatial_human_breast"]
+    )
+    at.button(key="graph-go").click().run()
+    assert not at.exception
+    assert any("Graphs ready for 2 datasets (2 built" in s.value for s in at.success)
+    stats = at.dataframe[1].value
+    assert set(stats["Dataset"]) == {"sim_scrna_human_blood_a", "sim_spatial_human_breast"}
+    assert set(stats["Gene selection"]) == {"pearson_residuals", "sparkx"}
+    assert (stats["Genes"] <= 200).all() and (stats["Edges"] > 0).all()

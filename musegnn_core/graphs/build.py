@@ -1,0 +1,384 @@
+"""Build, cache and load the gene co-expression graph of each dataset.
+
+One graph per dataset: QC -> gene selection (Pearson-residual HVGs, or SPARK-X for
+spatial data) -> ortholog mapping to human symbols -> node features (Pearson
+residuals, genes x cells) -> CS-CORE edges (p < threshold).
+
+Cache layout, one folder per distinct input and parameter set::
+
+    graphs/<dataset>/<fingerprint>/adjacency.npz   sparse symmetric 0/1 adjacency
+                                   features.npy    float32 genes x cells residuals
+                                   genes.tsv       node (human symbol), original symbol
+                                   graph.json      parameters, statistics, QC, timings,
+                                                   versions; written last, so a folder
+                                                   without it is an interrupted build
+
+The fingerprint hashes the dataset file, the parameters, the ortholog table and
+:data:`GRAPH_ALGORITHM_VERSION`, so any change rebuilds and an identical request is
+served from disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..data.metadata import DatasetMeta
+from ..errors import ValidationError
+from ..storage import atomic_path, atomic_write_json, file_lock, read_json
+from ..workspace import Workspace, now_iso
+from . import hvg, orthologs, qc
+from .cscore import coexpression_adjacency, cscore
+from .sparkx import rank_spatially_variable_genes, sparkx
+
+#: Bump when a change to the pipeline alters graphs, so cached graphs are rebuilt.
+GRAPH_ALGORITHM_VERSION = 1
+CORRECTIONS = ("raw", "bh")
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Parameters of graph construction (defaults: the MuSe-GNN reference)."""
+
+    n_genes: int = 1000
+    pvalue: float = 0.005
+    correction: str = "raw"
+    self_loops: bool = True
+    theta: float = 100.0
+    qc_preset: str = "default"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.n_genes <= 20000:
+            raise ValidationError(f"n_genes must be between 10 and 20000, not {self.n_genes}.")
+        if not 0 < self.pvalue < 1:
+            raise ValidationError(f"The p-value threshold must be in (0, 1), not {self.pvalue}.")
+        if self.correction not in CORRECTIONS:
+            raise ValidationError(
+                f"correction must be one of {CORRECTIONS}, not {self.correction!r}."
+            )
+        if self.qc_preset not in ("default", "reference"):
+            raise ValidationError(
+                f"qc_preset must be 'default' or 'reference', not {self.qc_preset!r}."
+            )
+        if self.theta <= 0:
+            raise ValidationError(f"theta must be positive, not {self.theta}.")
+
+    def fingerprint_fields(self) -> dict:
+        fields = asdict(self)
+        fields.pop("device")  # results do not depend on where they were computed
+        return fields
+
+
+@dataclass
+class GeneGraph:
+    """One dataset's graph as stored in the workspace."""
+
+    dataset: str
+    genes: list[str]
+    original_genes: list[str]
+    adjacency: sp.csr_matrix
+    features: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+
+@dataclass
+class GraphSummary:
+    dataset: str
+    n_genes: int
+    n_edges: int
+    density: float
+    seconds: float
+    cached: bool
+    fingerprint: str
+
+
+# ----------------------------------------------------------------- pieces
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValidationError("CUDA was requested but no GPU is available; use --device cpu.")
+    return device
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ortholog_table_path(workspace: Workspace) -> Path | None:
+    """The workspace's own table (the simulated demo ships one), else the shared HCOP table."""
+    local = workspace.root / "resources" / "orthologs.tsv"
+    return local if local.exists() else orthologs.default_ortholog_table_path()
+
+
+def graph_statistics(adjacency: sp.csr_matrix) -> dict:
+    """Undirected edge count and off-diagonal density, self-loops excluded."""
+    n = adjacency.shape[0]
+    off_diagonal = adjacency.nnz - int(adjacency.diagonal().astype(bool).sum())
+    n_edges = off_diagonal // 2
+    density = off_diagonal / (n * (n - 1)) if n > 1 else 0.0
+    return {"n_genes": n, "n_edges": int(n_edges), "density": float(density)}
+
+
+def select_genes(
+    adata: ad.AnnData, meta: DatasetMeta, config: GraphConfig
+) -> tuple[list[str], dict]:
+    """HVGs by Pearson residuals; for spatial data, SPARK-X spatially variable genes."""
+    if meta.modality == "spatial":
+        result = sparkx(
+            adata.X, np.asarray(adata.obsm["spatial"]), gene_names=list(adata.var_names)
+        )
+        ranked = rank_spatially_variable_genes(result)
+        genes = [str(g) for g in ranked[: config.n_genes]]
+        n_significant = int((result.table["adjusted_pvalue"] < 0.05).sum())
+        return genes, {"method": "sparkx", "n_significant_by_0.05": n_significant}
+    genes = hvg.select_hvgs_pearson(adata, n_genes=config.n_genes, theta=config.theta)
+    return genes, {"method": "pearson_residuals"}
+
+
+def map_node_names(
+    genes: list[str], species: str, table_path: Path | None
+) -> tuple[list[str], dict]:
+    """Human symbols for mouse genes (unmapped genes keep their own symbol)."""
+    if species != "mouse":
+        return list(genes), {"mapped": len(genes), "unmapped": 0, "table": None}
+    if table_path is None:
+        return list(genes), {
+            "mapped": 0,
+            "unmapped": len(genes),
+            "table": None,
+            "warning": "no ortholog table: mouse genes keep mouse symbols",
+        }
+    mapping = orthologs.map_genes_to_human(
+        genes, "mouse", orthologs.load_ortholog_table(table_path)
+    )
+    human = mapping["human"]
+    nodes = [h if h is not None else g for g, h in zip(genes, human, strict=True)]
+    mapped = int(human.notna().sum())
+    return nodes, {"mapped": mapped, "unmapped": len(genes) - mapped, "table": str(table_path)}
+
+
+def build_graph(
+    adata: ad.AnnData, meta: DatasetMeta, config: GraphConfig, table_path: Path | None = None
+) -> GeneGraph:
+    """Compute one dataset's graph in memory (no caching)."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    qc_config = (
+        qc.reference_qc_config if config.qc_preset == "reference" else qc.default_qc_config
+    )(meta.modality)
+    filtered, report = qc.run_qc(adata, meta.modality, meta.species, qc_config)
+    timings["qc"] = time.perf_counter() - start
+    start = time.perf_counter()
+    genes, selection = select_genes(filtered, meta, config)
+    timings["sparkx" if meta.modality == "spatial" else "hvg"] = time.perf_counter() - start
+    if len(genes) < 2:
+        raise ValidationError(
+            f"{meta.name}: fewer than two usable genes after QC; no graph possible."
+        )
+
+    start = time.perf_counter()
+    features = hvg.node_features(filtered, genes, theta=config.theta)
+    timings["features"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    columns = pd.Index(filtered.var_names).get_indexer(genes)
+    counts = filtered.X[:, columns]
+    depth = np.asarray(filtered.obs["n_counts"], dtype=np.float64)
+    result = cscore(counts, depth, device=resolve_device(config.device))
+    adjacency = coexpression_adjacency(
+        result.p_value,
+        threshold=config.pvalue,
+        method=config.correction,
+        self_loops=config.self_loops,
+    )
+    timings["cscore"] = time.perf_counter() - start
+
+    nodes, mapping = map_node_names(genes, meta.species, table_path)
+    duplicated = pd.Index(nodes).duplicated()
+    if duplicated.any():  # an unmapped mouse symbol equal to a mapped one: keep the first
+        keep = ~duplicated
+        nodes = [n for n, k in zip(nodes, keep, strict=True) if k]
+        genes = [g for g, k in zip(genes, keep, strict=True) if k]
+        features, adjacency = features[keep], adjacency[keep][:, keep]
+    info = {
+        "dataset": meta.name,
+        "species": meta.species,
+        "tissue": meta.tissue,
+        "modality": meta.modality,
+        **graph_statistics(sp.csr_matrix(adjacency)),
+        "n_cells": int(filtered.n_obs),
+        "selection": selection,
+        "orthologs": mapping,
+        "qc": report.to_dict(),
+        "cscore_iterations": int(result.n_iter),
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+    }
+    return GeneGraph(
+        meta.name,
+        nodes,
+        genes,
+        sp.csr_matrix(adjacency, dtype=np.uint8),
+        features.astype(np.float32),
+        info,
+    )
+
+
+# ------------------------------------------------------------------ cache
+def graph_fingerprint(
+    workspace: Workspace, meta: DatasetMeta, config: GraphConfig, table_path: Path | None
+) -> str:
+    payload = {
+        "algorithm": GRAPH_ALGORITHM_VERSION,
+        "dataset_sha256": sha256_file(workspace.dataset_path(meta.name)),
+        "species": meta.species,
+        "modality": meta.modality,
+        "config": config.fingerprint_fields(),
+        "orthologs_sha256": sha256_file(table_path)
+        if table_path and meta.species == "mouse"
+        else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def software_versions() -> dict:
+    names = ("numpy", "scipy", "torch", "anndata", "scanpy")
+    return {name: version(name) for name in names}
+
+
+def save_graph(folder: Path, graph: GeneGraph, extra: dict) -> None:
+    """Write data files first and graph.json last: its presence marks a complete graph."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "adjacency.npz") as tmp:
+        sp.save_npz(tmp, graph.adjacency, compressed=True)
+    with atomic_path(folder / "features.npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, graph.features, allow_pickle=False)
+    with atomic_path(folder / "genes.tsv") as tmp:
+        pd.DataFrame({"node": graph.genes, "original": graph.original_genes}).to_csv(
+            tmp, sep="\t", index=False
+        )
+    atomic_write_json(folder / "graph.json", {**graph.info, **extra})
+
+
+def graph_folder(workspace: Workspace, dataset: str, fingerprint: str) -> Path:
+    return workspace.graphs_dir / dataset / fingerprint
+
+
+def load_graph(workspace: Workspace, dataset: str, fingerprint: str | None = None) -> GeneGraph:
+    """Load a stored graph (the most recent complete one when no fingerprint is given)."""
+    folder = (
+        graph_folder(workspace, dataset, fingerprint)
+        if fingerprint
+        else latest_graph_folder(workspace, dataset)
+    )
+    if folder is None or not (folder / "graph.json").exists():
+        raise ValidationError(f"No graph built for {dataset!r} yet: build graphs first.")
+    info = read_json(folder / "graph.json")
+    genes = pd.read_csv(folder / "genes.tsv", sep="\t", dtype=str, keep_default_na=False)
+    return GeneGraph(
+        dataset=dataset,
+        genes=genes["node"].tolist(),
+        original_genes=genes["original"].tolist(),
+        adjacency=sp.load_npz(folder / "adjacency.npz").tocsr(),
+        features=np.load(folder / "features.npy", allow_pickle=False),
+        info=info,
+    )
+
+
+def latest_graph_folder(workspace: Workspace, dataset: str) -> Path | None:
+    folders = [f for f in (workspace.graphs_dir / dataset).glob("*") if (f / "graph.json").exists()]
+    if not folders:
+        return None
+    return max(folders, key=lambda f: read_json(f / "graph.json", {}).get("created_at", ""))
+
+
+def graph_infos(workspace: Workspace) -> dict[str, dict]:
+    """The latest complete graph's info per dataset (for the Data page and `list`)."""
+    out = {}
+    for name in workspace.dataset_names():
+        folder = latest_graph_folder(workspace, name)
+        if folder is not None:
+            out[name] = read_json(folder / "graph.json", {})
+    return out
+
+
+def build_graphs(
+    workspace: Workspace,
+    datasets: list[str] | None = None,
+    config: GraphConfig | None = None,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[GraphSummary]:
+    """Build (or reuse) the graph of each dataset; returns one summary per dataset."""
+    config = config or GraphConfig()
+    names = datasets or workspace.dataset_names()
+    if not names:
+        raise ValidationError("The workspace has no datasets: import some first.")
+    metas = [workspace.dataset(name) for name in names]
+    table_path = ortholog_table_path(workspace)
+    summaries = []
+    for i, meta in enumerate(metas):
+        if progress:
+            progress(i / len(metas), f"{meta.name}: checking cache")
+        start = time.perf_counter()
+        fingerprint = graph_fingerprint(workspace, meta, config, table_path)
+        folder = graph_folder(workspace, meta.name, fingerprint)
+        cached = (folder / "graph.json").exists() and not force
+        if cached:
+            info = read_json(folder / "graph.json")
+        else:
+            if progress:
+                progress(i / len(metas), f"{meta.name}: building graph")
+            graph = build_graph(workspace.load_dataset(meta.name), meta, config, table_path)
+            with file_lock(workspace.graphs_dir / f".{meta.name}.lock"):
+                shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier attempt
+                save_graph(
+                    folder,
+                    graph,
+                    {
+                        "fingerprint": fingerprint,
+                        "config": asdict(config),
+                        "algorithm_version": GRAPH_ALGORITHM_VERSION,
+                        "versions": software_versions(),
+                        "created_at": now_iso(),
+                    },
+                )
+            info = graph.info
+        summaries.append(
+            GraphSummary(
+                dataset=meta.name,
+                n_genes=info["n_genes"],
+                n_edges=info["n_edges"],
+                density=info["density"],
+                seconds=time.perf_counter() - start,
+                cached=cached,
+                fingerprint=fingerprint,
+            )
+        )
+    if progress:
+        progress(1.0, "done")
+    return summaries

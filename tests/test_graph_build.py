@@ -1,0 +1,153 @@
+"""Graph construction end to end: simulated atlas, caching, interruption, CLI, real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import musegnn_core.graphs.build as build
+from musegnn_core.cli import main
+from musegnn_core.data.demo import fill_demo
+from musegnn_core.data.simulate import module_of_gene, simulate_atlas
+from musegnn_core.errors import ValidationError
+from musegnn_core.workspace import Workspace
+from tests.conftest import requires_shared_data
+
+SMALL = build.GraphConfig(n_genes=300)
+
+
+@pytest.fixture(scope="module")
+def sim_ws(tmp_path_factory):
+    ws = Workspace.open(tmp_path_factory.mktemp("sim") / "ws")
+    fill_demo(ws, prefer_simulated=True)
+    build.build_graphs(ws, config=SMALL)
+    return ws
+
+
+def test_graphs_have_the_expected_shape(sim_ws):
+    for meta in sim_ws.datasets():
+        graph = build.load_graph(sim_ws, meta.name)
+        n = graph.n_genes
+        assert 2 <= n <= 300
+        assert graph.adjacency.shape == (n, n)
+        assert (graph.adjacency != graph.adjacency.T).nnz == 0
+        assert np.all(graph.adjacency.diagonal() == 1)  # the reference keeps self-loops
+        assert graph.features.shape == (n, graph.info["n_cells"])
+        assert graph.features.dtype == np.float32 and np.isfinite(graph.features).all()
+        assert len(set(graph.genes)) == n
+        assert graph.info["selection"]["method"] == (
+            "sparkx" if meta.modality == "spatial" else "pearson_residuals"
+        )
+
+
+def test_mouse_genes_are_mapped_to_human_symbols(sim_ws):
+    graph = build.load_graph(sim_ws, "sim_scrna_mouse_pancreas")
+    mapped = [(n, o) for n, o in zip(graph.genes, graph.original_genes, strict=True) if n != o]
+    assert len(mapped) > 0.9 * graph.n_genes
+    assert all(n.isupper() or "-" in n for n, _ in mapped)
+    assert all(o[0].isupper() and o[1:] != o[1:].upper() for _, o in mapped[:50])
+    human = build.load_graph(sim_ws, "sim_scrna_human_pancreas")
+    assert len(set(graph.genes) & set(human.genes)) > 100
+
+
+def test_planted_modules_become_dense_subgraphs(sim_ws):
+    modules = module_of_gene(simulate_atlas(seed=0))
+    graph = build.load_graph(sim_ws, "sim_scrna_human_blood_a")
+    labels = np.array([modules.get(g, "") for g in graph.genes])
+    adjacency = graph.adjacency.toarray().astype(bool)
+    np.fill_diagonal(adjacency, False)
+    same = (labels[:, None] == labels[None, :]) & (labels[:, None] != "")
+    np.fill_diagonal(same, False)
+    background = (labels[:, None] == "") & (labels[None, :] == "")
+    np.fill_diagonal(background, False)
+    assert adjacency[same].mean() > 0.6
+    assert adjacency[background].mean() < 0.1
+
+
+def test_cache_reuse_and_rebuild_on_change(sim_ws):
+    again = build.build_graphs(sim_ws, ["sim_scrna_human_blood_b"], SMALL)
+    assert again[0].cached
+    sparser = build.build_graphs(
+        sim_ws, ["sim_scrna_human_blood_b"], build.GraphConfig(n_genes=300, pvalue=1e-4)
+    )
+    assert not sparser[0].cached and sparser[0].fingerprint != again[0].fingerprint
+    assert sparser[0].n_edges < again[0].n_edges
+    bh = build.build_graphs(
+        sim_ws, ["sim_scrna_human_blood_b"], build.GraphConfig(n_genes=300, correction="bh")
+    )
+    assert bh[0].n_edges < again[0].n_edges
+    stored = build.load_graph(sim_ws, "sim_scrna_human_blood_b", again[0].fingerprint)
+    assert stored.info["versions"]["torch"] and stored.info["config"]["pvalue"] == 0.005
+
+
+def test_interrupted_build_leaves_nothing_that_looks_valid(tmp_path, monkeypatch):
+    ws = Workspace.open(tmp_path / "ws")
+    fill_demo(ws, prefer_simulated=True)
+    name = "sim_scatac_human_blood"
+    real = build.atomic_write_json
+
+    def crash(path, obj):
+        if str(path).endswith("graph.json"):
+            raise KeyboardInterrupt
+        return real(path, obj)
+
+    monkeypatch.setattr(build, "atomic_write_json", crash)
+    with pytest.raises(KeyboardInterrupt):
+        build.build_graphs(ws, [name], SMALL)
+    monkeypatch.undo()
+    with pytest.raises(ValidationError, match="No graph built"):
+        build.load_graph(ws, name)
+    [summary] = build.build_graphs(ws, [name], SMALL)
+    assert not summary.cached
+    assert build.load_graph(ws, name).n_genes == summary.n_genes
+
+
+def test_bad_parameters_are_refused():
+    for kwargs in ({"n_genes": 1}, {"pvalue": 0}, {"pvalue": 1.5}, {"correction": "bonf"}):
+        with pytest.raises(ValidationError):
+            build.GraphConfig(**kwargs)
+
+
+def test_cli_build_graphs(sim_ws, capsys):
+    assert (
+        main(
+            [
+                "build-graphs",
+                "-w",
+                str(sim_ws.root),
+                "--n-genes",
+                "300",
+                "--datasets",
+                "sim_scrna_human_blood_a,sim_spatial_human_breast",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all("genes," in ln and "density" in ln for ln in lines)
+    assert all("(cached)" in ln for ln in lines)
+    assert main(["build-graphs", "-w", str(sim_ws.root), "--datasets", "nope"]) == 2
+    assert main(["build-graphs", "-w", str(sim_ws.root), "--pvalue", "2"]) == 2
+
+
+@requires_shared_data
+def test_real_pancreas_graphs_share_genes_across_species(tmp_path, shared_data):
+    ws = Workspace.open(tmp_path / "ws")
+    from musegnn_core.data.importer import import_datasets
+
+    atlas = shared_data / "atlas"
+    import_datasets(
+        ws,
+        [
+            atlas / "scrna_human_pancreas_pdac_indrop.h5ad",
+            atlas / "scrna_mouse_pancreas_e15_10x.h5ad",
+        ],
+    )
+    summaries = build.build_graphs(ws)
+    assert [s.n_genes for s in summaries] == [1000, 1000]
+    human = build.load_graph(ws, "scrna_human_pancreas_pdac_indrop")
+    mouse = build.load_graph(ws, "scrna_mouse_pancreas_e15_10x")
+    assert mouse.info["orthologs"]["mapped"] > 880
+    shared = set(human.genes) & set(mouse.genes)
+    print(f"human/mouse pancreas graphs share {len(shared)} genes")
+    assert len(shared) >= 60
