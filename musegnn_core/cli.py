@@ -164,7 +164,7 @@ def _comma_list(text: str) -> list[str]:
 
 
 def add_build_graphs_arguments(parser: argparse.ArgumentParser) -> None:
-    from .graphs.build import CORRECTIONS
+    from .graphs.build import CORRECTIONS, SELECTIONS
 
     _add_workspace(parser)
     parser.add_argument("--datasets", type=_comma_list, help="comma-separated names (default: all)")
@@ -180,6 +180,13 @@ def add_build_graphs_arguments(parser: argparse.ArgumentParser) -> None:
         choices=CORRECTIONS,
         default="raw",
         help="raw p-values (the reference) or Benjamini-Hochberg",
+    )
+    parser.add_argument(
+        "--selection",
+        choices=SELECTIONS,
+        default="per-dataset",
+        help="genes per graph: each dataset's own top genes (the reference), or 'shared': "
+        "favour top genes that other datasets also have",
     )
     parser.add_argument(
         "--qc",
@@ -202,6 +209,7 @@ def run_build_graphs(args: argparse.Namespace) -> int:
         pvalue=args.pvalue,
         correction=args.correction,
         qc_preset=args.qc,
+        selection=args.selection,
         device=args.device,
     )
     bar = tqdm(

@@ -9,7 +9,7 @@ import streamlit as st
 from musegnn_core.data.importer import ImportOptions, import_datasets
 from musegnn_core.data.metadata import MODALITIES, MODALITY_LABELS, SPECIES
 from musegnn_core.data.readers import ORIENTATIONS, safe_upload_name
-from musegnn_core.graphs.build import CORRECTIONS, GraphConfig, build_graphs
+from musegnn_core.graphs.build import CORRECTIONS, SELECTIONS, GraphConfig, build_graphs
 from pages.common import (
     datasets_frame,
     flash,
@@ -145,6 +145,16 @@ with st.form("build-graphs"):
         format_func={"raw": "none (reference)", "bh": "Benjamini-Hochberg"}.get,
         key="graph-correction",
     )
+    selection = st.radio(
+        "Gene choice",
+        SELECTIONS,
+        horizontal=True,
+        key="graph-selection",
+        format_func={
+            "per-dataset": "each dataset's top genes (reference)",
+            "shared": "favour genes other datasets share",
+        }.get,
+    )
     chosen = st.multiselect(
         "Datasets", ws.dataset_names(), default=ws.dataset_names(), key="graph-datasets"
     )
@@ -157,7 +167,12 @@ if go:
         lambda: build_graphs(
             ws,
             chosen or None,
-            GraphConfig(n_genes=int(n_genes), pvalue=float(pvalue), correction=correction),
+            GraphConfig(
+                n_genes=int(n_genes),
+                pvalue=float(pvalue),
+                correction=correction,
+                selection=selection,
+            ),
             progress=lambda f, message: bar.progress(min(f, 1.0), text=message),
         ),
         "Building graphs",

@@ -24,6 +24,7 @@ import hashlib
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -45,6 +46,7 @@ from .sparkx import rank_spatially_variable_genes, sparkx
 #: Bump when a change to the pipeline alters graphs, so cached graphs are rebuilt.
 GRAPH_ALGORITHM_VERSION = 1
 CORRECTIONS = ("raw", "bh")
+SELECTIONS = ("per-dataset", "shared")
 Progress = Callable[[float, str], None]
 
 
@@ -58,9 +60,15 @@ class GraphConfig:
     self_loops: bool = True
     theta: float = 100.0
     qc_preset: str = "default"
+    selection: str = "per-dataset"
+    shared_pool: int = 3
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise ValidationError(f"selection must be one of {SELECTIONS}, not {self.selection!r}.")
+        if not 1 <= self.shared_pool <= 20:
+            raise ValidationError(f"shared_pool must be between 1 and 20, not {self.shared_pool}.")
         if not 10 <= self.n_genes <= 20000:
             raise ValidationError(f"n_genes must be between 10 and 20000, not {self.n_genes}.")
         if not 0 < self.pvalue < 1:
@@ -143,20 +151,38 @@ def graph_statistics(adjacency: sp.csr_matrix) -> dict:
     return {"n_genes": n, "n_edges": int(n_edges), "density": float(density)}
 
 
-def select_genes(
-    adata: ad.AnnData, meta: DatasetMeta, config: GraphConfig
-) -> tuple[list[str], dict]:
-    """HVGs by Pearson residuals; for spatial data, SPARK-X spatially variable genes."""
+def rank_genes(adata: ad.AnnData, meta: DatasetMeta, config: GraphConfig) -> tuple[list[str], dict]:
+    """All usable genes, most informative first: Pearson-residual variance, or SPARK-X for
+    spatial data (the reference's choices)."""
     if meta.modality == "spatial":
         result = sparkx(
             adata.X, np.asarray(adata.obsm["spatial"]), gene_names=list(adata.var_names)
         )
-        ranked = rank_spatially_variable_genes(result)
-        genes = [str(g) for g in ranked[: config.n_genes]]
+        ranked = [str(g) for g in rank_spatially_variable_genes(result)]
         n_significant = int((result.table["adjusted_pvalue"] < 0.05).sum())
-        return genes, {"method": "sparkx", "n_significant_by_0.05": n_significant}
-    genes = hvg.select_hvgs_pearson(adata, n_genes=config.n_genes, theta=config.theta)
-    return genes, {"method": "pearson_residuals"}
+        return ranked, {"method": "sparkx", "n_significant_by_0.05": n_significant}
+    ranked = hvg.rank_genes_pearson(adata, theta=config.theta).index.tolist()
+    return ranked, {"method": "pearson_residuals"}
+
+
+def choose_genes(
+    ranked: list[str], nodes: list[str], config: GraphConfig, partner_counts: dict[str, int] | None
+) -> list[str]:
+    """The ``n_genes`` genes of a graph.
+
+    ``per-dataset`` (the reference): the top of this dataset's own ranking.
+    ``shared``: among this dataset's top ``shared_pool * n_genes`` genes, those that are
+    also in the pools of more other datasets come first (ties by this dataset's rank),
+    so graphs share more genes for the cross-dataset losses while every gene chosen is
+    still among this dataset's most variable. ``nodes`` are the human names of
+    ``ranked`` (orthologs), which is what other datasets share.
+    """
+    if config.selection == "per-dataset" or not partner_counts:
+        return ranked[: config.n_genes]
+    pool = config.shared_pool * config.n_genes
+    counts = np.array([partner_counts.get(node, 0) for node in nodes[:pool]])
+    order = np.lexsort((np.arange(len(counts)), -counts))  # by count desc, then rank
+    return [ranked[i] for i in order[: config.n_genes]]
 
 
 def map_node_names(
@@ -181,10 +207,23 @@ def map_node_names(
     return nodes, {"mapped": mapped, "unmapped": len(genes) - mapped, "table": str(table_path)}
 
 
-def build_graph(
-    adata: ad.AnnData, meta: DatasetMeta, config: GraphConfig, table_path: Path | None = None
-) -> GeneGraph:
-    """Compute one dataset's graph in memory (no caching)."""
+@dataclass
+class PreparedDataset:
+    """A dataset after QC with its genes ranked: the input of gene choice and CS-CORE."""
+
+    meta: DatasetMeta
+    filtered: ad.AnnData
+    report: qc.QCReport
+    ranked: list[str]
+    ranked_nodes: list[str]
+    selection: dict
+    timings: dict
+
+
+def prepare_dataset(
+    adata: ad.AnnData, meta: DatasetMeta, config: GraphConfig, table_path: Path | None
+) -> PreparedDataset:
+    """QC, then rank every gene (and name it by its human ortholog)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     qc_config = (
@@ -193,8 +232,32 @@ def build_graph(
     filtered, report = qc.run_qc(adata, meta.modality, meta.species, qc_config)
     timings["qc"] = time.perf_counter() - start
     start = time.perf_counter()
-    genes, selection = select_genes(filtered, meta, config)
+    ranked, selection = rank_genes(filtered, meta, config)
     timings["sparkx" if meta.modality == "spatial" else "hvg"] = time.perf_counter() - start
+    ranked_nodes, _ = map_node_names(ranked, meta.species, table_path)
+    return PreparedDataset(meta, filtered, report, ranked, ranked_nodes, selection, timings)
+
+
+def build_graph(
+    adata: ad.AnnData | PreparedDataset,
+    meta: DatasetMeta,
+    config: GraphConfig,
+    table_path: Path | None = None,
+    partner_counts: dict[str, int] | None = None,
+) -> GeneGraph:
+    """Compute one dataset's graph in memory (no caching).
+
+    ``partner_counts`` (for ``selection="shared"``) says, per human gene name, in how
+    many other datasets' pools the gene is.
+    """
+    prepared = (
+        adata
+        if isinstance(adata, PreparedDataset)
+        else prepare_dataset(adata, meta, config, table_path)
+    )
+    filtered, report, timings = prepared.filtered, prepared.report, dict(prepared.timings)
+    genes = choose_genes(prepared.ranked, prepared.ranked_nodes, config, partner_counts)
+    selection = {**prepared.selection, "rule": config.selection}
     if len(genes) < 2:
         raise ValidationError(
             f"{meta.name}: fewer than two usable genes after QC; no graph possible."
@@ -249,7 +312,11 @@ def build_graph(
 
 # ------------------------------------------------------------------ cache
 def graph_fingerprint(
-    workspace: Workspace, meta: DatasetMeta, config: GraphConfig, table_path: Path | None
+    workspace: Workspace,
+    meta: DatasetMeta,
+    config: GraphConfig,
+    table_path: Path | None,
+    context: list[str] | None = None,
 ) -> str:
     payload = {
         "algorithm": GRAPH_ALGORITHM_VERSION,
@@ -257,6 +324,8 @@ def graph_fingerprint(
         "species": meta.species,
         "modality": meta.modality,
         "config": config.fingerprint_fields(),
+        # With shared selection the genes depend on the other datasets built together.
+        "context": sorted(context) if config.selection == "shared" and context else None,
         "orthologs_sha256": sha256_file(table_path)
         if table_path and meta.species == "mouse"
         else None,
@@ -340,20 +409,45 @@ def build_graphs(
         raise ValidationError("The workspace has no datasets: import some first.")
     metas = [workspace.dataset(name) for name in names]
     table_path = ortholog_table_path(workspace)
+    context = [sha256_file(workspace.dataset_path(m.name)) for m in metas]
+    fingerprints = [graph_fingerprint(workspace, m, config, table_path, context) for m in metas]
+    to_build = [
+        force or not (graph_folder(workspace, m.name, f) / "graph.json").exists()
+        for m, f in zip(metas, fingerprints, strict=True)
+    ]
+    prepared: dict[str, PreparedDataset] = {}
+    pools: dict[str, set[str]] = {}
+    if config.selection == "shared" and any(to_build):
+        # Every dataset's gene pool is needed to choose the genes of any one of them.
+        pool = config.shared_pool * config.n_genes
+        for i, meta in enumerate(metas):
+            if progress:
+                progress(i / (2 * len(metas)), f"{meta.name}: ranking genes")
+            prepared[meta.name] = prepare_dataset(
+                workspace.load_dataset(meta.name), meta, config, table_path
+            )
+            pools[meta.name] = set(prepared[meta.name].ranked_nodes[:pool])
     summaries = []
-    for i, meta in enumerate(metas):
+    for i, (meta, fingerprint, build) in enumerate(zip(metas, fingerprints, to_build, strict=True)):
         if progress:
-            progress(i / len(metas), f"{meta.name}: checking cache")
+            progress(
+                (i + len(metas) * bool(pools)) / (len(metas) * (1 + bool(pools))),
+                f"{meta.name}: {'building graph' if build else 'cached'}",
+            )
         start = time.perf_counter()
-        fingerprint = graph_fingerprint(workspace, meta, config, table_path)
         folder = graph_folder(workspace, meta.name, fingerprint)
-        cached = (folder / "graph.json").exists() and not force
-        if cached:
+        if not build:
             info = read_json(folder / "graph.json")
         else:
-            if progress:
-                progress(i / len(metas), f"{meta.name}: building graph")
-            graph = build_graph(workspace.load_dataset(meta.name), meta, config, table_path)
+            partner_counts = (
+                Counter(
+                    gene for other, genes in pools.items() if other != meta.name for gene in genes
+                )
+                if pools
+                else None
+            )
+            source = prepared.get(meta.name) or workspace.load_dataset(meta.name)
+            graph = build_graph(source, meta, config, table_path, partner_counts)
             with file_lock(workspace.graphs_dir / f".{meta.name}.lock"):
                 shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier attempt
                 save_graph(
@@ -375,7 +469,7 @@ def build_graphs(
                 n_edges=info["n_edges"],
                 density=info["density"],
                 seconds=time.perf_counter() - start,
-                cached=cached,
+                cached=not build,
                 fingerprint=fingerprint,
             )
         )
