@@ -189,6 +189,12 @@ def add_build_graphs_arguments(parser: argparse.ArgumentParser) -> None:
         "favour top genes that other datasets also have",
     )
     parser.add_argument(
+        "--max-neighbours",
+        type=int,
+        default=None,
+        help="keep each gene's strongest N edges (default: all significant edges)",
+    )
+    parser.add_argument(
         "--qc",
         choices=("default", "reference"),
         default="default",
@@ -210,6 +216,7 @@ def run_build_graphs(args: argparse.Namespace) -> int:
         correction=args.correction,
         qc_preset=args.qc,
         selection=args.selection,
+        max_neighbours=args.max_neighbours,
         device=args.device,
     )
     bar = tqdm(

@@ -181,3 +181,16 @@ def test_real_pancreas_graphs_share_genes_across_species(tmp_path, shared_data):
     print(f"human/mouse pancreas graphs share {shared_counts} genes")
     assert shared_counts["per-dataset"] >= 60
     assert shared_counts["shared"] >= 200
+
+
+def test_cap_neighbours_keeps_strongest_edges():
+    import scipy.sparse as sp
+
+    adjacency = sp.csr_matrix(np.ones((4, 4), dtype=np.uint8))
+    stat = np.array([[9, 5, 1, 2], [5, 9, 3, 0.5], [1, 3, 9, 4], [2, 0.5, 4, 9]], dtype=float)
+    capped = build.cap_neighbours(adjacency, stat, 1).toarray()
+    # gene 0 keeps 1 (|T|=5), 1 keeps 0, 2 keeps 3 (4), 3 keeps 2; union is symmetric
+    expected = np.eye(4, dtype=np.uint8)
+    expected[0, 1] = expected[1, 0] = expected[2, 3] = expected[3, 2] = 1
+    np.testing.assert_array_equal(capped, expected)
+    assert (build.cap_neighbours(adjacency, stat, 3).toarray() == 1).all()

@@ -1,0 +1,155 @@
+"""Training runs on disk: one folder per run that another person can open.
+
+::
+
+    runs/<run>/config.json       every parameter, datasets and graph fingerprints,
+                                 software versions, device
+               status.json       state (running, stopped, completed, failed), epoch,
+                                 pid and heartbeat of the training process
+               losses.csv        one row per epoch: each loss term, seconds
+               checkpoint.pt     model, optimisers and random states (weights_only-safe)
+               embeddings.h5ad   one row per (gene, dataset): 32-d embedding, UMAP, Leiden
+               STOP              present while a stop has been requested
+
+A process killed without warning (``kill -9``) cannot update ``status.json``; readers
+therefore trust a ``running`` state only while its pid is alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import ValidationError, WorkspaceError
+from .storage import atomic_write_json, read_json
+from .workspace import Workspace, now_iso
+
+RUN_STATES = ("running", "stopped", "completed", "failed")
+_RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_run_name(name: str) -> str:
+    if not _RUN_NAME_RE.match(name or "") or ".." in name:
+        raise ValidationError(
+            f"Invalid run name {name!r}: use letters, digits, '.', '_' or '-' (max 100)."
+        )
+    return name
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (finished, not yet reaped) is not training any more.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+@dataclass
+class Run:
+    """A run folder."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def status_path(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def losses_path(self) -> Path:
+        return self.root / "losses.csv"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.root / "checkpoint.pt"
+
+    @property
+    def embeddings_path(self) -> Path:
+        return self.root / "embeddings.h5ad"
+
+    @property
+    def stop_path(self) -> Path:
+        return self.root / "STOP"
+
+    def config(self) -> dict:
+        return read_json(self.config_path, {})
+
+    def raw_status(self) -> dict:
+        return read_json(self.status_path, {})
+
+    def status(self) -> dict:
+        """The status with the true state: a 'running' run whose process died is 'stopped'."""
+        status = self.raw_status()
+        if status.get("state") == "running" and not pid_alive(status.get("pid")):
+            status = {**status, "state": "stopped", "note": "the training process ended "
+                      "without finishing (killed or crashed); resume from the last checkpoint"}
+        return status
+
+    def write_status(self, **fields) -> dict:
+        status = {**self.raw_status(), **fields, "updated_at": now_iso()}
+        atomic_write_json(self.status_path, status)
+        return status
+
+    def losses(self) -> pd.DataFrame:
+        if not self.losses_path.exists():
+            return pd.DataFrame()
+        return pd.read_csv(self.losses_path)
+
+    def request_stop(self) -> None:
+        self.stop_path.touch()
+
+    def stop_requested(self) -> bool:
+        return self.stop_path.exists()
+
+    def clear_stop(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.stop_path.unlink()
+
+
+def run_folder(workspace: Workspace, name: str) -> Run:
+    return Run(workspace.runs_dir / check_run_name(name))
+
+
+def get_run(workspace: Workspace, name: str) -> Run:
+    run = run_folder(workspace, name)
+    if not run.config_path.exists():
+        known = ", ".join(r.name for r in list_runs(workspace)) or "none"
+        raise WorkspaceError(f"No run named {name!r} in this workspace (runs: {known}).")
+    return run
+
+
+def list_runs(workspace: Workspace) -> list[Run]:
+    """Runs with a config, newest first."""
+    runs = [Run(p) for p in workspace.runs_dir.glob("*") if (p / "config.json").exists()]
+    return sorted(runs, key=lambda r: r.config().get("created_at", ""), reverse=True)
+
+
+def new_run_name(workspace: Workspace, preset: str) -> str:
+    stamp = now_iso().replace(":", "").replace("-", "").replace("+0000", "")
+    base = f"{preset}-{stamp}"
+    name, i = base, 1
+    while (workspace.runs_dir / name).exists():
+        i += 1
+        name = f"{base}-{i}"
+    return name
