@@ -241,6 +241,73 @@ def run_build_graphs(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------ train
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--datasets", type=_comma_list, help="comma-separated names (default: all)")
+    parser.add_argument(
+        "--preset",
+        choices=("quick", "paper"),
+        default="quick",
+        help="quick: minutes on a CPU; paper: the reference's 2000 epochs",
+    )
+    parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-name", help="name of the run folder (default: preset-date)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the stopped run named by --run-name"
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .train import make_config, train
+
+    workspace = open_workspace(args, create=False)
+    config = make_config(args.preset, epochs=args.epochs, device=args.device, seed=args.seed)
+    bar = None
+
+    def progress(event) -> None:
+        nonlocal bar
+        if event.phase == "training":
+            if bar is None:
+                bar = tqdm(
+                    total=event.epochs,
+                    initial=event.epoch - 1,
+                    file=sys.stderr,
+                    desc=event.run,
+                    unit="epoch",
+                )
+            bar.update(event.epoch - bar.n)
+            bar.set_postfix(
+                {k[:5]: f"{v:.4f}" for k, v in event.losses.items()}
+                | {"s/ep": f"{event.seconds_per_epoch:.2f}"}
+            )
+        elif event.message:
+            print(f"{event.run}: {event.message}", file=sys.stderr)
+
+    try:
+        run = train(
+            workspace,
+            config,
+            datasets=args.datasets,
+            run_name=args.run_name,
+            resume=args.resume,
+            callback=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    status = run.status()
+    print(
+        f"run {run.name}: {status.get('state')} at epoch {status.get('epoch')} "
+        f"of {status.get('epochs')} ({run.root})"
+    )
+    return 0 if status.get("state") == "completed" else 3
+
+
 Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
@@ -259,6 +326,7 @@ COMMANDS: list[Command] = [
         add_build_graphs_arguments,
         run_build_graphs,
     ),
+    ("train", "train MuSe-GNN on the workspace's graphs", add_train_arguments, run_train),
     ("demo", "fill an empty workspace with the demo datasets", add_demo_arguments, run_demo),
 ]
 

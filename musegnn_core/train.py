@@ -1,0 +1,610 @@
+"""Training MuSe-GNN: presets, the loop, checkpoints, resume, and the run folder.
+
+The torch module (:mod:`musegnn_core.model`) holds the math; this module is the
+wrapper around it (as scvi-tools separates a module from its model): data on the
+device, optimisers, seeded randomness, progress, checkpoints and outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from importlib.metadata import version
+
+import numpy as np
+import torch
+
+from .errors import MuseGNNError, ValidationError, WorkspaceError
+from .graphs.build import GeneGraph, GraphConfig, build_graphs, load_graph, resolve_device
+from .model.config import ModelConfig, sharing_group
+from .model.losses import reconstruction_loss, total_loss
+from .model.module import DatasetSpec, MuSeGNNModule, dense_target, edge_index_from_adjacency
+from .model.pairs import compute_all_pair_stats, resample_neighbours
+from .runs import Run, check_run_name, get_run, list_runs, new_run_name, run_folder
+from .storage import atomic_path, atomic_write_json, atomic_write_text, file_lock
+from .workspace import Workspace, now_iso
+
+LOSS_TERMS = ("total", "reconstruction", "similarity", "contrastive")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved as the run's config.json)."""
+
+    preset: str = "quick"
+    epochs: int = 2000
+    lr_encoder: float = 1e-4
+    lr_decoder: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 25
+    mixed_precision: bool = True
+    umap_neighbors: int = 15
+    leiden_resolution: float = 1.0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.epochs <= 100000:
+            raise ValidationError(f"epochs must be between 1 and 100000, not {self.epochs}.")
+        for name in ("lr_encoder", "lr_decoder"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value < 1):
+                raise ValidationError(f"{name} must be in (0, 1), not {value!r}.")
+        if self.checkpoint_every < 1:
+            raise ValidationError("checkpoint_every must be >= 1.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValidationError(f"device must be auto, cpu or cuda, not {self.device!r}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        model = ModelConfig(**data.pop("model", {}))
+        graph = GraphConfig(**data.pop("graph", {}))
+        return cls(**data, model=model, graph=graph)
+
+
+#: The presets. ``paper`` is the reference recipe. ``quick`` is for a CPU laptop and a
+#: lab-meeting demo; see README ("Training presets") for the measurements behind it.
+PRESETS: dict[str, TrainConfig] = {
+    "paper": TrainConfig(preset="paper", epochs=2000, checkpoint_every=50),
+    "quick": TrainConfig(
+        preset="quick",
+        epochs=60,
+        lr_encoder=1e-3,
+        lr_decoder=1e-3,
+        checkpoint_every=10,
+        model=ModelConfig(decoder="inner"),
+        graph=GraphConfig(selection="shared", max_neighbours=50),
+    ),
+}
+
+
+def make_config(preset: str = "quick", **overrides) -> TrainConfig:
+    if preset not in PRESETS:
+        raise ValidationError(f"Unknown preset {preset!r}: choose {', '.join(PRESETS)}.")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return replace(PRESETS[preset], **overrides)
+
+
+@dataclass
+class ProgressEvent:
+    """What a progress callback receives after every epoch (and at phase changes)."""
+
+    run: str
+    phase: str  # "graphs", "training", "embedding", "done", "stopped"
+    epoch: int = 0
+    epochs: int = 0
+    losses: dict = field(default_factory=dict)
+    seconds_per_epoch: float = 0.0
+    eta_seconds: float = 0.0
+    message: str = ""
+
+
+Callback = Callable[[ProgressEvent], None]
+
+
+# ------------------------------------------------------------------ data on device
+@dataclass
+class DeviceGraphs:
+    """All graphs as tensors on the training device, moved there once."""
+
+    graphs: list[GeneGraph]
+    features: list[torch.Tensor]
+    edge_index: list[torch.Tensor]
+    targets: list[torch.Tensor]
+
+
+def to_device(graphs: list[GeneGraph], device: torch.device) -> DeviceGraphs:
+    return DeviceGraphs(
+        graphs=graphs,
+        features=[torch.from_numpy(g.features).to(device) for g in graphs],
+        edge_index=[edge_index_from_adjacency(g.adjacency).to(device) for g in graphs],
+        targets=[dense_target(g.adjacency).to(device) for g in graphs],
+    )
+
+
+def dataset_specs(graphs: list[GeneGraph], share: str) -> list[DatasetSpec]:
+    return [
+        DatasetSpec(
+            name=g.dataset,
+            n_cells=int(g.features.shape[1]),
+            n_genes=g.n_genes,
+            group=sharing_group(
+                g.info.get("tissue", "unknown"), g.info.get("modality", "scrna"), share
+            ),
+        )
+        for g in graphs
+    ]
+
+
+def check_shared_genes(graphs: list[GeneGraph]) -> None:
+    """MuSe-GNN ties datasets through shared genes; with none at all it cannot integrate."""
+    if len(graphs) < 2:
+        return
+    gene_sets = [set(g.genes) for g in graphs]
+    if not any(
+        gene_sets[i] & gene_sets[j] for i in range(len(graphs)) for j in range(i + 1, len(graphs))
+    ):
+        raise ValidationError(
+            "The chosen datasets share no genes, so their embeddings cannot be tied together. "
+            "Check species and gene naming (mouse genes need an ortholog table), or use "
+            "shared gene selection."
+        )
+
+
+# ------------------------------------------------------------------- stop handling
+class StopFlag:
+    """Set by SIGINT/SIGTERM or a STOP file in the run folder; checked between epochs."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.signalled = threading.Event()
+
+    def __call__(self) -> bool:
+        return self.signalled.is_set() or self.run.stop_requested()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            self.signalled.set()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------- checkpoints
+def save_checkpoint(
+    run: Run,
+    module: MuSeGNNModule,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    history: list[dict],
+) -> None:
+    state = {
+        "epoch": epoch,
+        "model": module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "numpy_rng": rng.bit_generator.state,
+        "torch_generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+    }
+    with atomic_path(run.checkpoint_path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(run: Run, device: torch.device) -> dict:
+    """Load with ``weights_only=True``: a checkpoint can never run code when opened."""
+    try:
+        return torch.load(run.checkpoint_path, map_location=device, weights_only=True)
+    except FileNotFoundError as exc:
+        raise WorkspaceError(f"Run {run.name} has no checkpoint to resume from.") from exc
+    except Exception as exc:
+        raise WorkspaceError(f"The checkpoint of run {run.name} is unreadable ({exc}).") from exc
+
+
+def write_losses(run: Run, history: list[dict]) -> None:
+    lines = [",".join(("epoch", *LOSS_TERMS, "seconds"))]
+    lines += [",".join(str(row[k]) for k in ("epoch", *LOSS_TERMS, "seconds")) for row in history]
+    atomic_write_text(run.losses_path, "\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------- loop
+def make_optimizer(module: MuSeGNNModule, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with the paper's two learning rates (encoders 1e-4, decoders 1e-3)."""
+    groups = [{"params": list(module.encoder_parameters()), "lr": config.lr_encoder}]
+    decoders = list(module.decoder_parameters())
+    if decoders:
+        groups.append({"params": decoders, "lr": config.lr_decoder})
+    return torch.optim.Adam(groups)
+
+
+def train_epoch(
+    module,
+    data: DeviceGraphs,
+    pairs: dict,
+    optimizer,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    device: torch.device,
+) -> dict:
+    """One optimiser step per dataset, each paired with a random other dataset."""
+    n = len(data.graphs)
+    sums = torch.zeros(len(LOSS_TERMS), device=device)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda" and config.mixed_precision
+        else contextlib.nullcontext()
+    )
+    for t in range(n):
+        with autocast:
+            z_t = module.encode(t, data.features[t], data.edge_index[t])
+            logits = module.decode(t, z_t)
+            if n > 1:
+                s = int(rng.choice([i for i in range(n) if i != t]))
+                z_s = module.encode(s, data.features[s], data.edge_index[s])
+        # Losses in float32: BCE over n^2 entries and cosine sums are precision-sensitive.
+        if n > 1:
+            loss, parts = total_loss(
+                logits.float(),
+                data.targets[t],
+                z_t.float(),
+                z_s.float(),
+                pairs[(t, s)],
+                config.model,
+                generator,
+            )
+            terms = [parts["reconstruction"], parts["similarity"], parts["contrastive"]]
+        else:
+            loss = reconstruction_loss(logits.float(), data.targets[t])
+            terms = [loss.detach(), torch.zeros((), device=device), torch.zeros((), device=device)]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sums += torch.stack([loss.detach().float(), *(x.detach().float() for x in terms)])
+    means = (sums / n).tolist()  # the one host sync of the epoch
+    return dict(zip(LOSS_TERMS, means, strict=True))
+
+
+@torch.no_grad()
+def embed(module: MuSeGNNModule, data: DeviceGraphs) -> list[np.ndarray]:
+    module.eval()
+    out = [
+        module.encode(i, data.features[i], data.edge_index[i]).float().cpu().numpy()
+        for i in range(len(data.graphs))
+    ]
+    module.train()
+    return out
+
+
+# ------------------------------------------------------------------------ outputs
+def build_embedding_table(
+    graphs: list[GeneGraph], embeddings: list[np.ndarray], run_name: str, groups: list[str]
+):
+    """One row per (gene, dataset) with the metadata the pages and metrics need."""
+    import anndata as ad
+    import pandas as pd
+
+    frames = []
+    for graph, group in zip(graphs, groups, strict=True):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "gene": graph.genes,
+                    "original_gene": graph.original_genes,
+                    "dataset": graph.dataset,
+                    "tissue": graph.info.get("tissue", "unknown"),
+                    "modality": graph.info.get("modality", "unknown"),
+                    "species": graph.info.get("species", "unknown"),
+                    "group": group,
+                }
+            )
+        )
+    obs = pd.concat(frames, ignore_index=True)
+    obs.index = (obs["dataset"] + ":" + obs["gene"]).to_numpy()
+    counts = obs.groupby("gene")["dataset"].transform("nunique")
+    obs["n_datasets_with_gene"] = counts.to_numpy()
+    obs["in_all_datasets"] = (counts == len(graphs)).to_numpy()
+    for column in ("dataset", "tissue", "modality", "species", "group"):
+        obs[column] = obs[column].astype("category")
+    adata = ad.AnnData(X=np.concatenate(embeddings).astype(np.float32), obs=obs)
+    adata.uns["run"] = run_name
+    adata.uns["datasets"] = [g.dataset for g in graphs]
+    return adata
+
+
+def add_umap_and_clusters(adata, config: TrainConfig) -> None:
+    """UMAP (umap-learn) and Leiden clusters (leidenalg) of the joint embedding, seeded."""
+    import umap
+
+    from .analysis.metrics import cluster_embedding
+
+    n_neighbors = max(2, min(config.umap_neighbors, adata.n_obs - 1))
+    reducer = umap.UMAP(n_neighbors=n_neighbors, random_state=config.seed, metric="euclidean")
+    adata.obsm["X_umap"] = reducer.fit_transform(adata.X).astype(np.float32)
+    cluster_embedding(
+        adata, resolution=config.leiden_resolution, n_neighbors=n_neighbors, seed=config.seed
+    )
+
+
+def software_versions() -> dict:
+    return {
+        name: version(name)
+        for name in ("torch", "torch-geometric", "numpy", "scanpy", "umap-learn", "leidenalg")
+    }
+
+
+# ---------------------------------------------------------------------- the entry
+def _prepare_graphs(
+    workspace: Workspace, datasets: list[str] | None, config: TrainConfig
+) -> tuple[list[GeneGraph], list[str]]:
+    summaries = build_graphs(workspace, datasets, config.graph)
+    graphs = [load_graph(workspace, s.dataset, s.fingerprint) for s in summaries]
+    return graphs, [s.fingerprint for s in summaries]
+
+
+def train(
+    workspace: Workspace,
+    config: TrainConfig | None = None,
+    *,
+    datasets: list[str] | None = None,
+    run_name: str | None = None,
+    resume: bool = False,
+    callback: Callback | None = None,
+) -> Run:
+    """Train (or resume) a run; returns its folder. One training per workspace at a time."""
+    config = config or make_config()
+    with file_lock(workspace.root / "training.lock", blocking=False) as held:
+        if not held:
+            running = [r.name for r in list_runs(workspace) if r.status().get("state") == "running"]
+            raise WorkspaceError(
+                "Another training is already running in this workspace"
+                + (f" (run {running[0]})" if running else "")
+                + ": wait for it to finish or stop it first."
+            )
+        return _train_locked(workspace, config, datasets, run_name, resume, callback)
+
+
+def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Run:
+    notify = callback or (lambda event: None)
+    if resume:
+        if not run_name:
+            raise ValidationError("Say which run to resume (--run-name).")
+        run = get_run(workspace, run_name)
+        stored = run.config()
+        epochs = config.epochs if config.epochs != stored["train"]["epochs"] else None
+        config = TrainConfig.from_dict(stored["train"])
+        if epochs and epochs > config.epochs:
+            config = replace(config, epochs=epochs)  # extending a finished or stopped run
+        datasets = stored["datasets"]
+    else:
+        run = run_folder(
+            workspace,
+            check_run_name(run_name) if run_name else new_run_name(workspace, config.preset),
+        )
+        if run.root.exists() and any(run.root.iterdir()):
+            raise WorkspaceError(
+                f"A run named {run.name!r} already exists: choose another name or resume it."
+            )
+    device = torch.device(resolve_device(config.device))
+    notify(ProgressEvent(run.name, "graphs", message="building graphs"))
+    graphs, fingerprints = _prepare_graphs(workspace, datasets, config)
+    check_shared_genes(graphs)
+    if resume and fingerprints != run.config().get("graph_fingerprints"):
+        raise WorkspaceError(
+            f"The graphs of run {run.name} changed since it started (datasets re-imported or "
+            "deleted); start a new run instead."
+        )
+
+    torch.manual_seed(config.seed)
+    specs = dataset_specs(graphs, config.model.share)
+    module = MuSeGNNModule(specs, config.model).to(device)
+    optimizer = make_optimizer(module, config)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    pairs = {k: v.to(device) for k, v in compute_all_pair_stats(graphs, config.seed).items()}
+    data = to_device(graphs, device)
+    history: list[dict] = []
+    start_epoch = 0
+
+    if resume:
+        state = load_checkpoint(run, device)
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["numpy_rng"]
+        generator.set_state(
+            state["torch_generator"].cpu() if device.type == "cpu" else state["torch_generator"]
+        )
+        torch.set_rng_state(state["torch_rng"].cpu())
+        history, start_epoch = list(state["history"]), int(state["epoch"])
+        run.clear_stop()
+    else:
+        run.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            run.config_path,
+            {
+                "name": run.name,
+                "created_at": now_iso(),
+                "train": config.to_dict(),
+                "datasets": [g.dataset for g in graphs],
+                "graph_fingerprints": fingerprints,
+                "groups": [s.group for s in specs],
+                "device": str(device),
+                "device_name": (
+                    torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+                ),
+                "n_parameters": sum(p.numel() for p in module.parameters()),
+                "versions": software_versions(),
+            },
+        )
+    run.write_status(
+        state="running",
+        pid=os.getpid(),
+        epoch=start_epoch,
+        epochs=config.epochs,
+        started_at=now_iso(),
+        device=str(device),
+        message="training",
+    )
+    stop = StopFlag(run)
+    try:
+        with stop.installed():
+            stopped = _loop(
+                run,
+                module,
+                optimizer,
+                data,
+                pairs,
+                config,
+                rng,
+                generator,
+                device,
+                history,
+                start_epoch,
+                stop,
+                notify,
+                graphs,
+            )
+        if stopped:
+            run.write_status(state="stopped", message="stopped on request; resume to continue")
+            notify(
+                ProgressEvent(
+                    run.name,
+                    "stopped",
+                    epoch=history[-1]["epoch"] if history else 0,
+                    epochs=config.epochs,
+                    message="stopped",
+                )
+            )
+            return run
+        notify(
+            ProgressEvent(
+                run.name,
+                "embedding",
+                epoch=config.epochs,
+                epochs=config.epochs,
+                message="computing embeddings, UMAP and clusters",
+            )
+        )
+        table = build_embedding_table(
+            graphs, embed(module, data), run.name, [s.group for s in specs]
+        )
+        add_umap_and_clusters(table, config)
+        with atomic_path(run.embeddings_path) as tmp:
+            table.write_h5ad(tmp)
+        run.write_status(
+            state="completed",
+            finished_at=now_iso(),
+            message="completed",
+            n_clusters=int(table.obs["leiden"].nunique()),
+        )
+        notify(
+            ProgressEvent(
+                run.name,
+                "done",
+                epoch=config.epochs,
+                epochs=config.epochs,
+                losses=history[-1] if history else {},
+                message="completed",
+            )
+        )
+        return run
+    except MuseGNNError:
+        run.write_status(state="failed", message="failed; see the error message")
+        raise
+    except BaseException as exc:
+        run.write_status(state="failed", message=f"failed: {type(exc).__name__}: {exc}"[:500])
+        raise
+
+
+def _loop(
+    run,
+    module,
+    optimizer,
+    data,
+    pairs,
+    config,
+    rng,
+    generator,
+    device,
+    history,
+    start_epoch,
+    stop,
+    notify,
+    graphs,
+) -> bool:
+    """Epochs from ``start_epoch``; returns True when stopped early (with a checkpoint)."""
+    timer = time.perf_counter()
+    for done_here, epoch in enumerate(range(start_epoch + 1, config.epochs + 1), start=1):
+        if config.model.resample_neighbours:
+            pairs = {
+                (t, s): resample_neighbours(p, graphs[t].adjacency, graphs[s].adjacency, rng)
+                for (t, s), p in pairs.items()
+            }
+        epoch_start = time.perf_counter()
+        losses = train_epoch(module, data, pairs, optimizer, config, rng, generator, device)
+        seconds = time.perf_counter() - epoch_start
+        history.append(
+            {
+                "epoch": epoch,
+                **{k: round(v, 6) for k, v in losses.items()},
+                "seconds": round(seconds, 4),
+            }
+        )
+        per_epoch = (time.perf_counter() - timer) / done_here
+        eta = per_epoch * (config.epochs - epoch)
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise ValidationError(
+                f"Training diverged at epoch {epoch} (loss is not finite); lower the learning rate."
+            )
+        stopping = stop()
+        if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stopping:
+            save_checkpoint(run, module, optimizer, epoch, rng, generator, history)
+            write_losses(run, history)
+        run.write_status(
+            epoch=epoch,
+            losses=losses,
+            seconds_per_epoch=round(per_epoch, 4),
+            eta_seconds=round(eta, 1),
+            checkpoint_epoch=(
+                epoch
+                if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stopping
+                else run.raw_status().get("checkpoint_epoch", 0)
+            ),
+        )
+        notify(
+            ProgressEvent(
+                run.name,
+                "training",
+                epoch=epoch,
+                epochs=config.epochs,
+                losses=losses,
+                seconds_per_epoch=per_epoch,
+                eta_seconds=eta,
+            )
+        )
+        if stopping and epoch < config.epochs:
+            return True
+    return False
