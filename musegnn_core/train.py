@@ -579,21 +579,6 @@ def _loop(
             raise ValidationError(
                 f"Training diverged at epoch {epoch} (loss is not finite); lower the learning rate."
             )
-        stopping = stop()
-        if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stopping:
-            save_checkpoint(run, module, optimizer, epoch, rng, generator, history)
-            write_losses(run, history)
-        run.write_status(
-            epoch=epoch,
-            losses=losses,
-            seconds_per_epoch=round(per_epoch, 4),
-            eta_seconds=round(eta, 1),
-            checkpoint_epoch=(
-                epoch
-                if epoch % config.checkpoint_every == 0 or epoch == config.epochs or stopping
-                else run.raw_status().get("checkpoint_epoch", 0)
-            ),
-        )
         notify(
             ProgressEvent(
                 run.name,
@@ -604,6 +589,20 @@ def _loop(
                 seconds_per_epoch=per_epoch,
                 eta_seconds=eta,
             )
+        )
+        # Checked after the callback so that a stop requested while this epoch was being
+        # reported takes effect now, with a checkpoint of this epoch.
+        stopping = stop()
+        checkpoint = epoch % config.checkpoint_every == 0 or epoch == config.epochs or stopping
+        if checkpoint:
+            save_checkpoint(run, module, optimizer, epoch, rng, generator, history)
+            write_losses(run, history)
+        run.write_status(
+            epoch=epoch,
+            losses=losses,
+            seconds_per_epoch=round(per_epoch, 4),
+            eta_seconds=round(eta, 1),
+            checkpoint_epoch=epoch if checkpoint else run.raw_status().get("checkpoint_epoch", 0),
         )
         if stopping and epoch < config.epochs:
             return True

@@ -99,7 +99,7 @@ def test_one_training_per_workspace(sim_ws):
     assert "second" not in [r.name for r in list_runs(sim_ws)]
 
 
-def test_bad_requests(sim_ws):
+def test_bad_requests(sim_ws, finished_run):
     with pytest.raises(ValidationError, match="epochs"):
         make_config("quick", epochs=0)
     with pytest.raises(ValidationError, match="preset"):
