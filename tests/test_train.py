@@ -134,3 +134,32 @@ def test_killed_training_shows_as_stopped_and_resumes(sim_ws):
     )
     assert resumed.status()["state"] == "completed"
     assert list(resumed.losses()["epoch"]) == list(range(1, 51))
+
+
+def test_embedding_recovers_planted_modules_better_than_baselines(finished_run, sim_ws):
+    """Adjusted Rand index of Leiden clusters against the simulator's planted modules."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from musegnn_core.analysis.baselines import pca_embedding, random_embedding
+    from musegnn_core.analysis.metrics import cluster_embedding
+    from musegnn_core.data.simulate import module_of_gene, simulate_atlas
+    from musegnn_core.graphs.build import load_graph
+
+    run, _ = finished_run
+    config = run.config()
+    graphs = {d: load_graph(sim_ws, d, f)
+              for d, f in zip(config["datasets"], config["graph_fingerprints"], strict=True)}
+    modules = module_of_gene(simulate_atlas(seed=0))
+
+    def ari(embedding):
+        if "leiden" not in embedding.obs:
+            cluster_embedding(embedding, resolution=1.0, seed=0)
+        truth = embedding.obs["gene"].map(modules)
+        keep = truth.notna().to_numpy()
+        return adjusted_rand_score(truth[keep], embedding.obs["leiden"][keep])
+
+    scores = {"musegnn": ari(ad.read_h5ad(run.embeddings_path)),
+              "pca": ari(pca_embedding(graphs)), "random": ari(random_embedding(graphs))}
+    print(f"ARI of clusters vs planted modules: {scores}")
+    assert scores["musegnn"] > scores["pca"] + 0.05
+    assert scores["musegnn"] > scores["random"] + 0.2
