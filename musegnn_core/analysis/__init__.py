@@ -1,0 +1,1 @@
+"""Evaluation of joint gene embeddings: benchmark metrics, functional measures and baselines."""
