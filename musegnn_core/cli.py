@@ -308,6 +308,50 @@ def run_train(args: argparse.Namespace) -> int:
     return 0 if status.get("state") == "completed" else 3
 
 
+# --------------------------------------------------------------------- evaluate
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--run", required=True, help="run name")
+    parser.add_argument(
+        "--baselines",
+        type=_comma_list,
+        default=["pca", "gae", "random"],
+        help="comma-separated: pca, gae, random (default: all)",
+    )
+    parser.add_argument(
+        "--gene-sets",
+        nargs="*",
+        metavar="GMT",
+        help="GMT libraries for the functional measures "
+        "(default: the shared Hallmark and GO BP libraries when present)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .analysis.evaluate import evaluate_run
+
+    workspace = open_workspace(args, create=False)
+    table = evaluate_run(
+        workspace,
+        args.run,
+        args.baselines,
+        args.gene_sets,
+        seed=args.seed,
+        progress=lambda m: print(m, file=sys.stderr),
+    )
+    if args.json:
+        print(table.to_json(indent=2))
+    else:
+        print(table.round(3).to_string())
+        print(
+            f"\ncommon genes: {'; '.join(table.attrs['common_gene_rule'])}; "
+            f"{table.attrs['seconds']:.1f} s"
+        )
+    return 0
+
+
 Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
@@ -327,6 +371,12 @@ COMMANDS: list[Command] = [
         run_build_graphs,
     ),
     ("train", "train MuSe-GNN on the workspace's graphs", add_train_arguments, run_train),
+    (
+        "evaluate",
+        "score a run and baselines with the paper's metrics and gene-set measures",
+        add_evaluate_arguments,
+        run_evaluate,
+    ),
     ("demo", "fill an empty workspace with the demo datasets", add_demo_arguments, run_demo),
 ]
 
@@ -342,14 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text, add_arguments, run in COMMANDS:
         command = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(command)
-        command.set_defaults(run=run)
+        command.set_defaults(handler=run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except MuseGNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
