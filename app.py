@@ -1,30 +1,41 @@
-"""MuSe-GNN Studio: the Streamlit entry point (`make run`).
+"""MuSe-GNN Studio: the Streamlit entry point (`make run`) and the Home page.
 
-It frames every page (title, sidebar, workspace) and routes between them; the
-pages themselves live in pages/ and call musegnn_core for all computation.
+Pages live in pages/ (Streamlit's multipage folder); each calls ``page_frame`` for the
+shared title, sidebar and workspace, then musegnn_core for all computation.
 """
-
-from pathlib import Path
 
 import streamlit as st
 
-from pages.common import safe_text
+from pages.ui.common import datasets_frame, page_frame, simulated_banner, workspace
 
-ASSETS = Path(__file__).parent / "assets"
-
-st.set_page_config(page_title="MuSe-GNN Studio", page_icon=str(ASSETS / "logo.svg"), layout="wide")
-st.logo(str(ASSETS / "logo.svg"))
-
-navigation = st.navigation(
-    [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
-    ]
+page_frame("Home")
+st.title("MuSe-GNN Studio")
+st.caption(
+    "One embedding space for genes across tissues, technologies and species "
+    "(MuSe-GNN, Liu et al., NeurIPS 2023)."
 )
 
-with st.sidebar:
-    from musegnn_core.paths import default_workspace
-
-    st.caption(f"Workspace: {safe_text(default_workspace())}")
-
-navigation.run()
+ws = workspace()
+if ws is not None:
+    simulated_banner(ws)
+    table = datasets_frame(ws)
+    cols = st.columns(4)
+    cols[0].metric("Datasets", len(table))
+    cols[1].metric("Species", table["Species"].nunique())
+    cols[2].metric("Tissues", table["Tissue"].nunique())
+    cols[3].metric("Modalities", table["Modality"].nunique())
+    st.subheader("Datasets")
+    if table.empty:
+        st.info("This workspace has no datasets yet. Import some on the **Data** page.")
+    else:
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "Cells": st.column_config.NumberColumn(format="%d"),
+                "Genes": st.column_config.NumberColumn(format="%d"),
+            },
+        )
+        st.caption(f"Workspace: `{ws.root}`")
+        st.info("**Next step:** review your datasets and import more on the **Data** page.")

@@ -58,7 +58,7 @@ def test_home_on_empty_workspace_points_to_data_page(empty_ws):
 
 def test_data_page_imports_from_server_path_and_deletes(empty_ws, tmp_path):
     path = write_h5ad(make_counts(), tmp_path / "lung.h5ad")
-    at = open_page("pages/data.py")
+    at = open_page("pages/1_Data.py")
     at.text_input(key="path-input").set_value(str(path))
     at.text_input(key="path-tissue").set_value("lung")
     at.selectbox(key="path-species").set_value("human").run()
@@ -76,7 +76,7 @@ def test_data_page_imports_from_server_path_and_deletes(empty_ws, tmp_path):
 def test_data_page_bad_input_shows_message_and_changes_nothing(empty_ws, tmp_path):
     bad = tmp_path / "neg.csv"
     bad.write_text("gene,c1,c2\nA,-1,2\n")
-    at = open_page("pages/data.py")
+    at = open_page("pages/1_Data.py")
     for value in (str(bad), str(tmp_path / "missing.h5ad"), "/etc/passwd"):
         at.text_input(key="path-input").set_value(value).run()
         at.button(key="path-go").click().run()
@@ -87,7 +87,7 @@ def test_data_page_bad_input_shows_message_and_changes_nothing(empty_ws, tmp_pat
 
 @requires_shared_data
 def test_data_page_imports_shared_10x_folder(empty_ws, shared_data):
-    at = open_page("pages/data.py")
+    at = open_page("pages/1_Data.py")
     at.text_input(key="path-input").set_value(str(shared_data / "formats" / "pbmc3k_10x_v3_mtx"))
     at.text_input(key="path-name").set_value("pbmc3k").run()
     at.button(key="path-go").click().run()
@@ -102,7 +102,7 @@ def test_data_page_builds_graphs_and_shows_statistics(tmp_path, monkeypatch):
     ws = Workspace.open(tmp_path / "ws")
     fill_demo(ws, prefer_simulated=True)
     monkeypatch.setenv("MUSEGNN_WORKSPACE", str(ws.root))
-    at = open_page("pages/data.py")
+    at = open_page("pages/1_Data.py")
     at.number_input(key="graph-n-genes").set_value(200)
     at.multiselect(key="graph-datasets").set_value(
         ["sim_scrna_human_blood_a", "sim_spatial_human_breast"]

@@ -10,10 +10,11 @@ from musegnn_core.data.importer import ImportOptions, import_datasets
 from musegnn_core.data.metadata import MODALITIES, MODALITY_LABELS, SPECIES
 from musegnn_core.data.readers import ORIENTATIONS, safe_upload_name
 from musegnn_core.graphs.build import CORRECTIONS, SELECTIONS, GraphConfig, build_graphs
-from pages.common import (
+from pages.ui.common import (
     datasets_frame,
     flash,
     graphs_frame,
+    page_frame,
     run_safely,
     safe_text,
     show_flash,
@@ -24,6 +25,7 @@ from pages.common import (
 UPLOAD_TYPES = ["h5ad", "h5", "csv", "tsv", "txt", "gz"]
 FROM_FILE = "(from file or guess)"
 
+page_frame("Data")
 st.title("Data")
 show_flash()
 ws = workspace()

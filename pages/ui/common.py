@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,6 +16,13 @@ from musegnn_core.errors import MuseGNNError
 from musegnn_core.paths import default_workspace
 from musegnn_core.workspace import Workspace
 
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
+#: The sidebar navigation: (script path relative to app.py, label, icon).
+PAGES = (
+    ("app.py", "Home", ":material/home:"),
+    ("pages/1_Data.py", "Data", ":material/dataset:"),
+)
+
 DATASET_COLUMNS = {
     "name": "Dataset",
     "species": "Species",
@@ -24,6 +32,25 @@ DATASET_COLUMNS = {
     "n_cells": "Cells",
     "n_genes": "Genes",
 }
+
+
+def page_frame(title: str) -> None:
+    """The frame every page shares: tab title, wide layout, logo, navigation, workspace.
+
+    The navigation is drawn here (``client.showSidebarNavigation`` is off) so that the
+    labels are ours and every page, even one opened by its URL, looks the same.
+    """
+    st.set_page_config(
+        page_title=f"{title} · MuSe-GNN Studio",
+        page_icon=str(ASSETS / "logo.svg"),
+        layout="wide",
+    )
+    st.logo(str(ASSETS / "logo.svg"))
+    with st.sidebar:
+        for script, label, icon in PAGES:
+            st.page_link(script, label=label, icon=icon)
+        st.divider()
+        st.caption(f"Workspace: {safe_text(default_workspace())}")
 
 
 def workspace() -> Workspace | None:
