@@ -133,6 +133,20 @@ def to_device(graphs: list[GeneGraph], device: torch.device) -> DeviceGraphs:
     )
 
 
+@dataclass
+class TrainingState:
+    """What a run carries from epoch to epoch, and what its checkpoint restores."""
+
+    module: MuSeGNNModule
+    optimizer: torch.optim.Optimizer
+    data: DeviceGraphs
+    pairs: dict
+    rng: np.random.Generator
+    generator: torch.Generator
+    device: torch.device
+    history: list[dict] = field(default_factory=list)
+
+
 def dataset_specs(graphs: list[GeneGraph], share: str) -> list[DatasetSpec]:
     return [
         DatasetSpec(
@@ -191,26 +205,19 @@ class StopFlag:
 
 
 # --------------------------------------------------------------------- checkpoints
-def save_checkpoint(
-    run: Run,
-    module: MuSeGNNModule,
-    optimizer: torch.optim.Optimizer,
-    epoch: int,
-    rng: np.random.Generator,
-    generator: torch.Generator,
-    history: list[dict],
-) -> None:
-    state = {
+def save_checkpoint(run: Run, state: TrainingState, epoch: int) -> None:
+    """Everything needed to continue exactly: weights, optimiser and every random state."""
+    checkpoint = {
         "epoch": epoch,
-        "model": module.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "numpy_rng": rng.bit_generator.state,
-        "torch_generator": generator.get_state(),
+        "model": state.module.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "numpy_rng": state.rng.bit_generator.state,
+        "torch_generator": state.generator.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "history": history,
+        "history": state.history,
     }
     with atomic_path(run.checkpoint_path) as tmp:
-        torch.save(state, tmp)
+        torch.save(checkpoint, tmp)
 
 
 def load_checkpoint(run: Run, device: torch.device) -> dict:
@@ -239,17 +246,9 @@ def make_optimizer(module: MuSeGNNModule, config: TrainConfig) -> torch.optim.Op
     return torch.optim.Adam(groups)
 
 
-def train_epoch(
-    module,
-    data: DeviceGraphs,
-    pairs: dict,
-    optimizer,
-    config: TrainConfig,
-    rng: np.random.Generator,
-    generator: torch.Generator,
-    device: torch.device,
-) -> dict:
+def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
     """One optimiser step per dataset, each paired with a random other dataset."""
+    module, data, device = state.module, state.data, state.device
     n = len(data.graphs)
     sums = torch.zeros(len(LOSS_TERMS), device=device)
     autocast = (
@@ -262,7 +261,7 @@ def train_epoch(
             z_t = module.encode(t, data.features[t], data.edge_index[t])
             logits = module.decode(t, z_t)
             if n > 1:
-                s = int(rng.choice([i for i in range(n) if i != t]))
+                s = int(state.rng.choice([i for i in range(n) if i != t]))
                 z_s = module.encode(s, data.features[s], data.edge_index[s])
         # Losses in float32: BCE over n^2 entries and cosine sums are precision-sensitive.
         if n > 1:
@@ -271,17 +270,17 @@ def train_epoch(
                 data.targets[t],
                 z_t.float(),
                 z_s.float(),
-                pairs[(t, s)],
+                state.pairs[(t, s)],
                 config.model,
-                generator,
+                state.generator,
             )
             terms = [parts["reconstruction"], parts["similarity"], parts["contrastive"]]
         else:
             loss = reconstruction_loss(logits.float(), data.targets[t])
             terms = [loss.detach(), torch.zeros((), device=device), torch.zeros((), device=device)]
-        optimizer.zero_grad(set_to_none=True)
+        state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        state.optimizer.step()
         sums += torch.stack([loss.detach().float(), *(x.detach().float() for x in terms)])
     means = (sums / n).tolist()  # the one host sync of the epoch
     return dict(zip(LOSS_TERMS, means, strict=True))
@@ -420,25 +419,31 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
     torch.manual_seed(config.seed)
     specs = dataset_specs(graphs, config.model.share)
     module = MuSeGNNModule(specs, config.model).to(device)
-    optimizer = make_optimizer(module, config)
-    rng = np.random.default_rng(config.seed)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
-    pairs = {k: v.to(device) for k, v in compute_all_pair_stats(graphs, config.seed).items()}
-    data = to_device(graphs, device)
-    history: list[dict] = []
+    state = TrainingState(
+        module=module,
+        optimizer=make_optimizer(module, config),
+        data=to_device(graphs, device),
+        pairs={k: v.to(device) for k, v in compute_all_pair_stats(graphs, config.seed).items()},
+        rng=np.random.default_rng(config.seed),
+        generator=generator,
+        device=device,
+    )
     start_epoch = 0
 
     if resume:
-        state = load_checkpoint(run, device)
-        module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["numpy_rng"]
+        checkpoint = load_checkpoint(run, device)
+        module.load_state_dict(checkpoint["model"])
+        state.optimizer.load_state_dict(checkpoint["optimizer"])
+        state.rng.bit_generator.state = checkpoint["numpy_rng"]
         generator.set_state(
-            state["torch_generator"].cpu() if device.type == "cpu" else state["torch_generator"]
+            checkpoint["torch_generator"].cpu()
+            if device.type == "cpu"
+            else checkpoint["torch_generator"]
         )
-        torch.set_rng_state(state["torch_rng"].cpu())
-        history, start_epoch = list(state["history"]), int(state["epoch"])
+        torch.set_rng_state(checkpoint["torch_rng"].cpu())
+        state.history, start_epoch = list(checkpoint["history"]), int(checkpoint["epoch"])
         run.clear_stop()
     else:
         run.root.mkdir(parents=True, exist_ok=True)
@@ -471,29 +476,14 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
     stop = StopFlag(run)
     try:
         with stop.installed():
-            stopped = _loop(
-                run,
-                module,
-                optimizer,
-                data,
-                pairs,
-                config,
-                rng,
-                generator,
-                device,
-                history,
-                start_epoch,
-                stop,
-                notify,
-                graphs,
-            )
+            stopped = _loop(run, state, config, start_epoch, stop, notify)
         if stopped:
             run.write_status(state="stopped", message="stopped on request; resume to continue")
             notify(
                 ProgressEvent(
                     run.name,
                     "stopped",
-                    epoch=history[-1]["epoch"] if history else 0,
+                    epoch=state.history[-1]["epoch"] if state.history else 0,
                     epochs=config.epochs,
                     message="stopped",
                 )
@@ -509,7 +499,7 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
             )
         )
         table = build_embedding_table(
-            graphs, embed(module, data), run.name, [s.group for s in specs]
+            graphs, embed(module, state.data), run.name, [s.group for s in specs]
         )
         add_umap_and_clusters(table, config)
         with atomic_path(run.embeddings_path) as tmp:
@@ -526,7 +516,7 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
                 "done",
                 epoch=config.epochs,
                 epochs=config.epochs,
-                losses=history[-1] if history else {},
+                losses=state.history[-1] if state.history else {},
                 message="completed",
             )
         )
@@ -540,33 +530,26 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
 
 
 def _loop(
-    run,
-    module,
-    optimizer,
-    data,
-    pairs,
-    config,
-    rng,
-    generator,
-    device,
-    history,
-    start_epoch,
-    stop,
-    notify,
-    graphs,
+    run: Run,
+    state: TrainingState,
+    config: TrainConfig,
+    start_epoch: int,
+    stop: StopFlag,
+    notify: Callback,
 ) -> bool:
     """Epochs from ``start_epoch``; returns True when stopped early (with a checkpoint)."""
     timer = time.perf_counter()
     for done_here, epoch in enumerate(range(start_epoch + 1, config.epochs + 1), start=1):
         if config.model.resample_neighbours:
-            pairs = {
-                (t, s): resample_neighbours(p, graphs[t].adjacency, graphs[s].adjacency, rng)
-                for (t, s), p in pairs.items()
+            graphs = state.data.graphs
+            state.pairs = {
+                (t, s): resample_neighbours(p, graphs[t].adjacency, graphs[s].adjacency, state.rng)
+                for (t, s), p in state.pairs.items()
             }
         epoch_start = time.perf_counter()
-        losses = train_epoch(module, data, pairs, optimizer, config, rng, generator, device)
+        losses = train_epoch(state, config)
         seconds = time.perf_counter() - epoch_start
-        history.append(
+        state.history.append(
             {
                 "epoch": epoch,
                 **{k: round(v, 6) for k, v in losses.items()},
@@ -595,8 +578,8 @@ def _loop(
         stopping = stop()
         checkpoint = epoch % config.checkpoint_every == 0 or epoch == config.epochs or stopping
         if checkpoint:
-            save_checkpoint(run, module, optimizer, epoch, rng, generator, history)
-            write_losses(run, history)
+            save_checkpoint(run, state, epoch)
+            write_losses(run, state.history)
         run.write_status(
             epoch=epoch,
             losses=losses,

@@ -18,3 +18,14 @@ def shared_data():
     """Path to the shared real-data folder; only use in tests marked ``requires_shared_data``."""
     assert SHARED is not None
     return SHARED
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP contention on a busy 2-core box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anndata as ad
@@ -91,3 +92,14 @@ def write_table(adata: ad.AnnData, path: Path, genes_by_cells: bool = True) -> P
     frame = frame.T if genes_by_cells else frame
     frame.to_csv(path, sep="," if ".csv" in path.name else "\t")
     return path
+
+
+@dataclass
+class FakeGraph:
+    """Stand-in for ``GeneGraph`` with the attributes analysis code reads."""
+
+    dataset: str
+    genes: list[str]
+    adjacency: sp.csr_matrix
+    features: np.ndarray
+    info: dict = field(default_factory=dict)

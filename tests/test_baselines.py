@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -15,15 +13,7 @@ from musegnn_core.analysis.baselines import (
 )
 from musegnn_core.analysis.metrics import auc_edges
 from musegnn_core.errors import ValidationError
-
-
-@dataclass
-class FakeGraph:
-    dataset: str
-    genes: list[str]
-    adjacency: sp.csr_matrix
-    features: np.ndarray
-    info: dict = field(default_factory=dict)
+from tests.factories import FakeGraph
 
 
 def community_graph(name, n_genes, n_cells, seed, info=None, n_communities=4):

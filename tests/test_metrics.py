@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import anndata as ad
 import numpy as np
@@ -30,17 +29,7 @@ from musegnn_core.analysis.metrics import (
     neighbours_overlap,
 )
 from musegnn_core.errors import ValidationError
-
-
-@dataclass
-class FakeGraph:
-    """Stand-in for ``GeneGraph``: the attributes the metrics read."""
-
-    dataset: str
-    genes: list[str]
-    adjacency: sp.csr_matrix
-    features: np.ndarray
-    info: dict = field(default_factory=dict)
+from tests.factories import FakeGraph
 
 
 def make_graph(name: str, genes: list[str], edges: list[tuple[int, int]], n_cells: int = 5):

@@ -147,8 +147,10 @@ def test_embedding_recovers_planted_modules_better_than_baselines(finished_run, 
 
     run, _ = finished_run
     config = run.config()
-    graphs = {d: load_graph(sim_ws, d, f)
-              for d, f in zip(config["datasets"], config["graph_fingerprints"], strict=True)}
+    graphs = {
+        d: load_graph(sim_ws, d, f)
+        for d, f in zip(config["datasets"], config["graph_fingerprints"], strict=True)
+    }
     modules = module_of_gene(simulate_atlas(seed=0))
 
     def ari(embedding):
@@ -158,8 +160,11 @@ def test_embedding_recovers_planted_modules_better_than_baselines(finished_run, 
         keep = truth.notna().to_numpy()
         return adjusted_rand_score(truth[keep], embedding.obs["leiden"][keep])
 
-    scores = {"musegnn": ari(ad.read_h5ad(run.embeddings_path)),
-              "pca": ari(pca_embedding(graphs)), "random": ari(random_embedding(graphs))}
+    scores = {
+        "musegnn": ari(ad.read_h5ad(run.embeddings_path)),
+        "pca": ari(pca_embedding(graphs)),
+        "random": ari(random_embedding(graphs)),
+    }
     print(f"ARI of clusters vs planted modules: {scores}")
     assert scores["musegnn"] > scores["pca"] + 0.05
     assert scores["musegnn"] > scores["random"] + 0.2
