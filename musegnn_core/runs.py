@@ -102,8 +102,12 @@ class Run:
         """The status with the true state: a 'running' run whose process died is 'stopped'."""
         status = self.raw_status()
         if status.get("state") == "running" and not pid_alive(status.get("pid")):
-            status = {**status, "state": "stopped", "note": "the training process ended "
-                      "without finishing (killed or crashed); resume from the last checkpoint"}
+            status = {
+                **status,
+                "state": "stopped",
+                "note": "the training process ended "
+                "without finishing (killed or crashed); resume from the last checkpoint",
+            }
         return status
 
     def write_status(self, **fields) -> dict:
