@@ -15,11 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from importlib.metadata import version
 
 import numpy as np
 import torch
 
+from . import software_versions
 from .errors import MuseGNNError, ValidationError, WorkspaceError
 from .graphs.build import GeneGraph, GraphConfig, build_graphs, load_graph, resolve_device
 from .model.config import ModelConfig, sharing_group
@@ -347,13 +347,6 @@ def add_umap_and_clusters(adata, config: TrainConfig) -> None:
     )
 
 
-def software_versions() -> dict:
-    return {
-        name: version(name)
-        for name in ("torch", "torch-geometric", "numpy", "scanpy", "umap-learn", "leidenalg")
-    }
-
-
 # ---------------------------------------------------------------------- the entry
 def _prepare_graphs(
     workspace: Workspace, datasets: list[str] | None, config: TrainConfig
@@ -461,7 +454,9 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
                     torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
                 ),
                 "n_parameters": sum(p.numel() for p in module.parameters()),
-                "versions": software_versions(),
+                "versions": software_versions(
+                    "torch", "torch-geometric", "numpy", "scanpy", "umap-learn", "leidenalg"
+                ),
             },
         )
     run.write_status(

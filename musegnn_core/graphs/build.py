@@ -27,7 +27,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 
 import anndata as ad
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .. import software_versions
 from ..data.metadata import DatasetMeta
 from ..errors import ValidationError
 from ..storage import atomic_path, atomic_write_json, file_lock, read_json
@@ -363,11 +363,6 @@ def graph_fingerprint(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def software_versions() -> dict:
-    names = ("numpy", "scipy", "torch", "anndata", "scanpy")
-    return {name: version(name) for name in names}
-
-
 def save_graph(folder: Path, graph: GeneGraph, extra: dict) -> None:
     """Write data files first and graph.json last: its presence marks a complete graph."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -487,7 +482,9 @@ def build_graphs(
                         "fingerprint": fingerprint,
                         "config": asdict(config),
                         "algorithm_version": GRAPH_ALGORITHM_VERSION,
-                        "versions": software_versions(),
+                        "versions": software_versions(
+                            "numpy", "scipy", "torch", "anndata", "scanpy"
+                        ),
                         "created_at": now_iso(),
                     },
                 )
