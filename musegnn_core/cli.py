@@ -220,7 +220,11 @@ def run_build_graphs(args: argparse.Namespace) -> int:
         device=args.device,
     )
     bar = tqdm(
-        total=100, file=sys.stderr, leave=False, bar_format="{percentage:3.0f}% |{bar:24}| {desc}"
+        total=100,
+        file=sys.stderr,
+        leave=False,
+        disable=not sys.stderr.isatty(),
+        bar_format="{percentage:3.0f}% |{bar:24}| {desc}",
     )
 
     def progress(fraction: float, message: str) -> None:
@@ -269,9 +273,20 @@ def run_train(args: argparse.Namespace) -> int:
     config = make_config(args.preset, epochs=args.epochs, device=args.device, seed=args.seed)
     bar = None
 
+    interactive = sys.stderr.isatty()
+
     def progress(event) -> None:
         nonlocal bar
-        if event.phase == "training":
+        if event.phase == "training" and not interactive:
+            # A log file gets a plain line about twenty times per run, not bar redraws.
+            if event.epoch % max(1, event.epochs // 20) == 0 or event.epoch == event.epochs:
+                terms = ", ".join(f"{k} {v:.4f}" for k, v in event.losses.items())
+                print(
+                    f"{event.run}: epoch {event.epoch}/{event.epochs}: {terms}; "
+                    f"{event.seconds_per_epoch:.2f} s/epoch, ETA {event.eta_seconds:.0f} s",
+                    file=sys.stderr,
+                )
+        elif event.phase == "training":
             if bar is None:
                 bar = tqdm(
                     total=event.epochs,

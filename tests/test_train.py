@@ -168,3 +168,30 @@ def test_embedding_recovers_planted_modules_better_than_baselines(finished_run, 
     print(f"ARI of clusters vs planted modules: {scores}")
     assert scores["musegnn"] > scores["pca"] + 0.05
     assert scores["musegnn"] > scores["random"] + 0.2
+
+
+def test_train_cli(sim_ws, capsys):
+    from musegnn_core.cli import main
+
+    assert (
+        main(
+            [
+                "train",
+                "-w",
+                str(sim_ws.root),
+                "--epochs",
+                "2",
+                "--run-name",
+                "cli",
+                "--datasets",
+                "sim_scrna_human_blood_a,sim_scrna_mouse_pancreas",
+            ]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert "run cli: completed at epoch 2 of 2" in captured.out
+    assert "cli: epoch 2/2: total" in captured.err  # plain lines when stderr is not a terminal
+    assert main(["train", "-w", str(sim_ws.root), "--run-name", "ghost", "--resume"]) == 2
+    assert main(["train", "-w", str(sim_ws.root), "--epochs", "0"]) == 2
+    assert main(["train", "-w", str(sim_ws.root), "--datasets", "nope"]) == 2
