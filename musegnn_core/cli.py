@@ -367,6 +367,66 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------- enrich, neighbors
+def add_enrich_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--run", required=True, help="run name")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--cluster", help="a Leiden cluster of the run")
+    which.add_argument("--genes", type=_comma_list, help="comma-separated gene symbols")
+    parser.add_argument("--gene-sets", nargs="+", required=True, metavar="GMT")
+    parser.add_argument("--top", type=int, default=20, help="rows to print (default 20)")
+    parser.add_argument("--json", action="store_true")
+
+
+def run_enrich(args: argparse.Namespace) -> int:
+    from .analysis.enrich import enrich_run
+
+    workspace = open_workspace(args, create=False)
+    table = enrich_run(
+        workspace, args.run, cluster=args.cluster, genes=args.genes, gene_set_paths=args.gene_sets
+    )
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+    elif table.empty:
+        print("No gene set overlaps the selection.")
+    else:
+        print(table.head(args.top).to_string(index=False))
+    return 0
+
+
+def add_neighbors_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--run", required=True, help="run name")
+    parser.add_argument("--gene", required=True)
+    parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--datasets", type=_comma_list, help="only these datasets")
+    parser.add_argument("--json", action="store_true")
+
+
+def run_neighbors(args: argparse.Namespace) -> int:
+    from .analysis.evaluate import load_embedding
+    from .analysis.neighbors import gene_instances, nearest_genes
+    from .runs import get_run
+
+    workspace = open_workspace(args, create=False)
+    embedding = load_embedding(get_run(workspace, args.run))
+    table = nearest_genes(embedding, args.gene, args.top, args.datasets)
+    instances = gene_instances(embedding, args.gene)
+    if args.json:
+        print(
+            json.dumps(
+                {"neighbors": table.to_dict(orient="records"), "instances": instances.to_dict()},
+                indent=2,
+            )
+        )
+    else:
+        print(table.to_string(index=False))
+        print(f"\n{args.gene} in {len(instances)} datasets; cosine between its instances:")
+        print(instances.to_string())
+    return 0
+
+
 Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
@@ -391,6 +451,18 @@ COMMANDS: list[Command] = [
         "score a run and baselines with the paper's metrics and gene-set measures",
         add_evaluate_arguments,
         run_evaluate,
+    ),
+    (
+        "enrich",
+        "gene-set enrichment of a cluster or gene list of a run",
+        add_enrich_arguments,
+        run_enrich,
+    ),
+    (
+        "neighbors",
+        "genes nearest to a gene in a run's embedding",
+        add_neighbors_arguments,
+        run_neighbors,
     ),
     ("demo", "fill an empty workspace with the demo datasets", add_demo_arguments, run_demo),
 ]
