@@ -342,23 +342,22 @@ def build_graph(
 
 # ------------------------------------------------------------------ cache
 def graph_fingerprint(
-    workspace: Workspace,
     meta: DatasetMeta,
     config: GraphConfig,
-    table_path: Path | None,
+    dataset_sha256: str,
+    orthologs_sha256: str | None,
     context: list[str] | None = None,
 ) -> str:
+    """Hash of everything a graph depends on (the caller hashes each file once)."""
     payload = {
         "algorithm": GRAPH_ALGORITHM_VERSION,
-        "dataset_sha256": sha256_file(workspace.dataset_path(meta.name)),
+        "dataset_sha256": dataset_sha256,
         "species": meta.species,
         "modality": meta.modality,
         "config": config.fingerprint_fields(),
         # With shared selection the genes depend on the other datasets built together.
         "context": sorted(context) if config.selection == "shared" and context else None,
-        "orthologs_sha256": sha256_file(table_path)
-        if table_path and meta.species == "mouse"
-        else None,
+        "orthologs_sha256": orthologs_sha256 if meta.species == "mouse" else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -435,7 +434,11 @@ def build_graphs(
     metas = [workspace.dataset(name) for name in names]
     table_path = ortholog_table_path(workspace)
     context = [sha256_file(workspace.dataset_path(m.name)) for m in metas]
-    fingerprints = [graph_fingerprint(workspace, m, config, table_path, context) for m in metas]
+    table_sha = sha256_file(table_path) if table_path else None
+    fingerprints = [
+        graph_fingerprint(m, config, sha, table_sha, context)
+        for m, sha in zip(metas, context, strict=True)
+    ]
     to_build = [
         force or not (graph_folder(workspace, m.name, f) / "graph.json").exists()
         for m, f in zip(metas, fingerprints, strict=True)
