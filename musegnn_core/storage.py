@@ -85,12 +85,26 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
         return default
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete leftovers of writes interrupted by a crash. Returns how many were removed."""
+#: A temporary file untouched for this long has no writer left: it is a crash's leftover.
+STALE_AFTER_SECONDS = 3600.0
+
+
+def remove_stale_temporaries(
+    folder: str | os.PathLike, older_than: float = STALE_AFTER_SECONDS
+) -> int:
+    """Delete leftovers of writes interrupted by a crash. Returns how many were removed.
+
+    Only files not modified for ``older_than`` seconds go: another process (a training
+    writing its checkpoint, an upload being staged) may be writing a fresh one right now,
+    and removing it would make that write fail.
+    """
+    import time
+
+    cutoff = time.time() - older_than
     removed = 0
     for path in Path(folder).rglob(f"{TMP_PREFIX}*"):
         with contextlib.suppress(OSError):
-            if path.is_file():
+            if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed += 1
     return removed

@@ -125,9 +125,18 @@ def test_crash_while_writing_catalog_keeps_previous_catalog(ws, tmp_path, h5ad_f
 
 
 def test_stale_temporaries_removed_on_open(ws):
-    (ws.root / "datasets" / ".tmp-x.h5ad.123.h5ad").write_bytes(b"partial")
+    import os
+    import time
+
+    stale = ws.root / "datasets" / ".tmp-x.h5ad.123.h5ad"
+    stale.write_bytes(b"partial")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    fresh = ws.root / "runs" / ".tmp-checkpoint.pt.456.pt"  # another process writing now
+    fresh.write_bytes(b"being written")
     Workspace.open(ws.root)
-    assert not list(ws.root.rglob(".tmp-*"))
+    assert not stale.exists()
+    assert fresh.exists()
 
 
 def test_delete(ws, h5ad_file):
