@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
-from .errors import MuseGNNError
+from .errors import MuseGNNError, ValidationError
 from .paths import default_workspace
+from .storage import atomic_path
 
 EXIT_USAGE = 2
 
@@ -374,18 +375,46 @@ def add_enrich_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--cluster", help="a Leiden cluster of the run")
     which.add_argument("--genes", type=_comma_list, help="comma-separated gene symbols")
-    parser.add_argument("--gene-sets", nargs="+", required=True, metavar="GMT")
+    parser.add_argument(
+        "--gene-sets",
+        nargs="+",
+        default=[],
+        metavar="GMT",
+        help="GMT files, folders of them, or names listed by `libraries`",
+    )
+    parser.add_argument(
+        "--enrichr",
+        nargs="+",
+        default=[],
+        metavar="LIBRARY",
+        help="Enrichr libraries (fetched once when online, then cached in the workspace)",
+    )
+    parser.add_argument("--resolution", type=float, help="Leiden resolution of --cluster")
     parser.add_argument("--top", type=int, default=20, help="rows to print (default 20)")
+    parser.add_argument("--output", help="also write the full table to this CSV file")
     parser.add_argument("--json", action="store_true")
 
 
 def run_enrich(args: argparse.Namespace) -> int:
     from .analysis.enrich import enrich_run
+    from .analysis.libraries import fetch_enrichr_library, resolve_libraries
 
     workspace = open_workspace(args, create=False)
+    if not args.gene_sets and not args.enrichr:
+        raise ValidationError("Give gene-set libraries with --gene-sets and/or --enrichr.")
+    paths = resolve_libraries(workspace, args.gene_sets)
+    paths += [fetch_enrichr_library(workspace, name).path for name in args.enrichr]
     table = enrich_run(
-        workspace, args.run, cluster=args.cluster, genes=args.genes, gene_set_paths=args.gene_sets
+        workspace,
+        args.run,
+        cluster=args.cluster,
+        genes=args.genes,
+        gene_set_paths=paths,
+        resolution=args.resolution,
     )
+    if args.output:
+        with atomic_path(Path(args.output)) as tmp:
+            table.to_csv(tmp, index=False)
     if args.json:
         print(table.to_json(orient="records", indent=2))
     elif table.empty:
@@ -427,6 +456,128 @@ def run_neighbors(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------- clusters, subgraph, libraries
+def add_clusters_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--run", required=True, help="run name")
+    parser.add_argument(
+        "--resolution", type=float, help="Leiden resolution (default: the run's own)"
+    )
+    parser.add_argument("--cluster", help="list the genes of this cluster instead")
+    parser.add_argument("--json", action="store_true")
+
+
+def run_clusters(args: argparse.Namespace) -> int:
+    from .analysis.clusters import cluster_summary, gene_occurrences, run_clustering
+    from .analysis.evaluate import load_embedding
+    from .runs import get_run
+
+    workspace = open_workspace(args, create=False)
+    run = get_run(workspace, args.run)
+    embedding = load_embedding(run)
+    clustering = run_clustering(run, embedding, args.resolution)
+    if args.cluster is not None:
+        table = gene_occurrences(embedding, clustering.labels, args.cluster)
+    else:
+        table = cluster_summary(embedding, clustering.labels)
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+    else:
+        print(table.to_string(index=False))
+        print(
+            f"\nresolution {clustering.resolution:g}: "
+            f"{clustering.labels.nunique()} clusters" + (" (cached)" if clustering.cached else "")
+        )
+    return 0
+
+
+def add_subgraph_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--run", required=True, help="run name")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--gene", help="a gene symbol")
+    which.add_argument("--cluster", help="a Leiden cluster of the run")
+    which.add_argument("--genes", type=_comma_list, help="comma-separated gene symbols")
+    parser.add_argument("--resolution", type=float, help="Leiden resolution of --cluster")
+    parser.add_argument("--datasets", type=_comma_list, help="only these datasets' graphs")
+    parser.add_argument("--max-neighbours", type=int, default=10)
+    parser.add_argument("--max-nodes", type=int, default=60)
+    parser.add_argument("--max-edges", type=int, default=600)
+    parser.add_argument("--json", action="store_true")
+
+
+def run_subgraph(args: argparse.Namespace) -> int:
+    from .analysis.clusters import cluster_genes, run_clustering
+    from .analysis.evaluate import load_embedding, run_graphs
+    from .analysis.subgraph import coexpression_subgraph
+    from .runs import get_run
+
+    workspace = open_workspace(args, create=False)
+    run = get_run(workspace, args.run)
+    if args.cluster is not None:
+        embedding = load_embedding(run)
+        labels = run_clustering(run, embedding, args.resolution).labels
+        genes = cluster_genes(embedding, labels, args.cluster)
+    else:
+        genes = [args.gene] if args.gene else args.genes
+    view = coexpression_subgraph(
+        run_graphs(workspace, run),
+        genes,
+        datasets=args.datasets,
+        max_neighbours=args.max_neighbours,
+        max_nodes=args.max_nodes,
+        max_edges=args.max_edges,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "nodes": view.nodes.to_dict(orient="records"),
+                    "edges": view.edges.to_dict(orient="records"),
+                    "merged": view.merged.to_dict(orient="records"),
+                    "notes": view.notes,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(view.nodes.drop(columns=["x", "y"]).to_string(index=False))
+        print()
+        print(view.merged.to_string(index=False))
+        for note in view.notes:
+            print(f"note: {note}")
+    return 0
+
+
+def add_libraries_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument(
+        "--fetch", nargs="+", metavar="LIBRARY", help="download Enrichr libraries into the cache"
+    )
+    parser.add_argument("--json", action="store_true")
+
+
+def run_libraries(args: argparse.Namespace) -> int:
+    from .analysis.libraries import fetch_enrichr_library, list_libraries
+
+    workspace = open_workspace(args, create=False)
+    for name in args.fetch or []:
+        library = fetch_enrichr_library(workspace, name)
+        print(f"{library.name}: {library.path}", file=sys.stderr)
+    rows = [
+        {"name": lib.name, "source": lib.source, "path": str(lib.path)}
+        for lib in list_libraries(workspace)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("No gene-set libraries found: give a .gmt file or fetch an Enrichr library.")
+    else:
+        for row in rows:
+            print(f"{row['name']:45s} {row['source']:10s} {row['path']}")
+    return 0
+
+
 Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
@@ -463,6 +614,24 @@ COMMANDS: list[Command] = [
         "genes nearest to a gene in a run's embedding",
         add_neighbors_arguments,
         run_neighbors,
+    ),
+    (
+        "clusters",
+        "functional gene groups of a run: Leiden clusters and their composition",
+        add_clusters_arguments,
+        run_clusters,
+    ),
+    (
+        "subgraph",
+        "the co-expression subgraph around a gene or cluster, per dataset",
+        add_subgraph_arguments,
+        run_subgraph,
+    ),
+    (
+        "libraries",
+        "list gene-set libraries (and fetch Enrichr ones into the cache)",
+        add_libraries_arguments,
+        run_libraries,
     ),
     ("demo", "fill an empty workspace with the demo datasets", add_demo_arguments, run_demo),
 ]

@@ -29,3 +29,34 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def trained_sim_workspace_template(tmp_path_factory):
+    """A workspace with the simulated atlas and one small trained run named ``r``.
+
+    Built once per test session; tests that change it must use ``trained_sim_workspace``,
+    which hands out a private copy.
+    """
+    from musegnn_core.data.demo import fill_demo
+    from musegnn_core.graphs.build import GraphConfig
+    from musegnn_core.train import make_config, train
+    from musegnn_core.workspace import Workspace
+
+    ws = Workspace.open(tmp_path_factory.mktemp("trained-template") / "ws")
+    fill_demo(ws, prefer_simulated=True)
+    config = make_config(
+        "quick", epochs=20, graph=GraphConfig(n_genes=150, selection="shared", max_neighbours=30)
+    )
+    train(ws, config, run_name="r")
+    return ws.root
+
+
+@pytest.fixture
+def trained_sim_workspace(trained_sim_workspace_template, tmp_path):
+    """A private copy of the trained simulated workspace (path to its root)."""
+    import shutil
+
+    target = tmp_path / "ws"
+    shutil.copytree(trained_sim_workspace_template, target)
+    return target

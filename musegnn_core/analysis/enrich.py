@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import ValidationError
 from .genesets import read_gmt
+from .libraries import library_name
 
 RESULT_COLUMNS = [
     "library",
@@ -83,7 +84,7 @@ def enrich_libraries(
     if not paths:
         raise ValidationError("Give at least one gene-set library (.gmt).")
     genes, background = list(genes), list(background)
-    frames = [enrich_genes(genes, read_gmt(p), background, library=Path(p).stem) for p in paths]
+    frames = [enrich_genes(genes, read_gmt(p), background, library=library_name(p)) for p in paths]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=RESULT_COLUMNS)
@@ -91,19 +92,22 @@ def enrich_libraries(
 
 
 def selection_genes(
-    embedding, cluster: str | None = None, genes: Sequence[str] | None = None
+    embedding, cluster: str | None = None, genes: Sequence[str] | None = None, labels=None
 ) -> list[str]:
-    """The genes of a Leiden cluster, or an explicit list (exactly one of the two)."""
+    """The genes of a Leiden cluster, or an explicit list (exactly one of the two).
+
+    ``labels`` are the cluster labels to use (see :func:`clusters.run_clustering`);
+    by default the run's own ``obs['leiden']``.
+    """
+    from .clusters import cluster_genes
+
     if (cluster is None) == (genes is None):
         raise ValidationError("Give either a cluster or a list of genes.")
     if genes is not None:
         return sorted({str(g) for g in genes})
-    labels = embedding.obs["leiden"].astype(str)
-    if str(cluster) not in set(labels):
-        raise ValidationError(
-            f"No cluster {cluster!r} in this run (clusters 0-{labels.nunique() - 1})."
-        )
-    return sorted(set(embedding.obs.loc[labels == str(cluster), "gene"].astype(str)))
+    if labels is None:
+        labels = embedding.obs["leiden"].astype(str)
+    return sorted(cluster_genes(embedding, labels, str(cluster)))
 
 
 def enrich_run(
@@ -113,13 +117,22 @@ def enrich_run(
     cluster: str | None = None,
     genes: Sequence[str] | None = None,
     gene_set_paths: Sequence[str | Path] = (),
+    resolution: float | None = None,
 ) -> pd.DataFrame:
-    """Enrichment of a cluster or gene list of a run, against the genes of its graphs."""
+    """Enrichment of a cluster (at ``resolution``) or gene list of a run, against its graphs' genes."""
     from ..runs import get_run
-    from .evaluate import load_embedding, run_graphs
+    from .clusters import run_clustering
+    from .evaluate import load_embedding
 
     run = get_run(workspace, run_name)
     embedding = load_embedding(run)
-    selection = selection_genes(embedding, cluster, genes)
-    background = {g for graph in run_graphs(workspace, run).values() for g in graph.genes}
-    return enrich_libraries(selection, list(gene_set_paths), background)
+    labels = run_clustering(run, embedding, resolution).labels if cluster is not None else None
+    selection = selection_genes(embedding, cluster, genes, labels=labels)
+    return enrich_libraries(selection, list(gene_set_paths), run_background(workspace, run))
+
+
+def run_background(workspace, run) -> set[str]:
+    """The genes any of the run's graphs could have offered: the enrichment universe."""
+    from .evaluate import run_graphs
+
+    return {g for graph in run_graphs(workspace, run).values() for g in graph.genes}

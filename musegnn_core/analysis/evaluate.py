@@ -19,6 +19,7 @@ from ..workspace import Workspace, now_iso
 from .baselines import gae_embedding, pca_embedding, random_embedding
 from .functional import function_prediction_auroc, geneset_coherence_auroc
 from .genesets import read_gmt
+from .libraries import library_name
 from .metrics import METRICS, evaluate_embedding
 
 BASELINES: dict[str, Callable[..., ad.AnnData]] = {
@@ -56,13 +57,6 @@ def load_embedding(run: Run) -> ad.AnnData:
             f"{run.status().get('state', 'unknown')}); finish or resume it first."
         )
     return ad.read_h5ad(run.embeddings_path)
-
-
-def library_name(path: Path) -> str:
-    name = Path(path).name
-    for suffix in (".symbols.gmt", ".gmt"):
-        name = name.removesuffix(suffix)
-    return name
 
 
 def score_embedding(
