@@ -257,21 +257,66 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="quick: minutes on a CPU; paper: the reference's 2000 epochs",
     )
     parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help="default: auto (CUDA when available)"
+    )
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--run-name", help="name of the run folder (default: preset-date)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the stopped run named by --run-name"
     )
+    # Advanced settings; each defaults to the preset's value.
+    parser.add_argument("--lr-encoder", type=float, help="encoder learning rate")
+    parser.add_argument("--lr-decoder", type=float, help="decoder learning rate")
+    parser.add_argument("--n-genes", type=int, help="genes per graph")
+    parser.add_argument("--pvalue", type=float, help="CS-CORE p-value threshold for an edge")
+    parser.add_argument(
+        "--max-neighbours", type=int, help="keep each gene's strongest N edges (0: all)"
+    )
+    parser.add_argument("--selection", choices=("per-dataset", "shared"), help="gene choice")
+    parser.add_argument("--correction", choices=("raw", "bh"), help="multiple testing of edges")
+    parser.add_argument("--decoder", choices=("mlp", "inner"), help="edge decoder")
+    parser.add_argument(
+        "--leiden-resolution", type=float, help="resolution of the Leiden clusters (default 1)"
+    )
+
+
+#: The train options that override a preset setting (see musegnn_core.jobs.SETTINGS).
+TRAIN_SETTING_OPTIONS = (
+    "epochs",
+    "lr_encoder",
+    "lr_decoder",
+    "seed",
+    "device",
+    "leiden_resolution",
+    "n_genes",
+    "pvalue",
+    "max_neighbours",
+    "selection",
+    "correction",
+    "decoder",
+)
+
+
+def train_overrides(args: argparse.Namespace) -> dict:
+    """The settings given on the command line (the others keep the preset's values)."""
+    return {k: getattr(args, k) for k in TRAIN_SETTING_OPTIONS if getattr(args, k) is not None}
 
 
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .train import make_config, train
+    from .jobs import make_train_config
+    from .train import train
 
     workspace = open_workspace(args, create=False)
-    config = make_config(args.preset, epochs=args.epochs, device=args.device, seed=args.seed)
+    overrides = train_overrides(args)
+    if args.resume and args.epochs is None and args.run_name:
+        from .runs import get_run
+
+        # A resumed run continues to its own last epoch, not to the preset's.
+        overrides["epochs"] = get_run(workspace, args.run_name).config()["train"]["epochs"]
+    config = make_train_config(args.preset, overrides)
     bar = None
 
     interactive = sys.stderr.isatty()

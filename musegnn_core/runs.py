@@ -92,8 +92,19 @@ class Run:
     def stop_path(self) -> Path:
         return self.root / "STOP"
 
+    @property
+    def evaluation_path(self) -> Path:
+        return self.root / "evaluation.json"
+
     def config(self) -> dict:
         return read_json(self.config_path, {})
+
+    def evaluation(self) -> pd.DataFrame | None:
+        """The saved evaluation (metrics x methods, as ``evaluate`` wrote it), or None."""
+        data = read_json(self.evaluation_path, None)
+        if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
+            return None
+        return pd.DataFrame(data["table"])
 
     def raw_status(self) -> dict:
         return read_json(self.status_path, {})
