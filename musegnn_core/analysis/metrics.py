@@ -64,6 +64,8 @@ METRIC_LABELS = {
 RULE_ALL = "all datasets"
 RULE_HALF = "at least half of the datasets (no gene is in all)"
 RULE_NONE = "none (no gene is in at least half of the datasets)"
+#: Below this many genes in every dataset, the at-least-half set is used instead.
+MIN_COMMON_GENES = 10
 
 #: Rows per block when forming the intersections of one cluster (bounds memory).
 _NO_CHUNK = 2048
@@ -434,13 +436,17 @@ def neighbours_overlap(adata: ad.AnnData, graphs: Mapping[str, Any], labels) -> 
     return float(total)
 
 
-def common_genes(adata: ad.AnnData, min_fraction: float = 0.5) -> tuple[list[str], float, str]:
+def common_genes(
+    adata: ad.AnnData, min_fraction: float = 0.5, min_genes: int = MIN_COMMON_GENES
+) -> tuple[list[str], float, str]:
     """Genes to use for ASW, iLISI and GC: ``(genes, fraction_used, note)``.
 
-    The genes present in every dataset (``fraction_used`` 1.0, note ``"all datasets"``);
-    when there is none, those present in at least ``ceil(min_fraction x datasets)``
-    datasets, and never fewer than two (``fraction_used`` = ``min_fraction``, note saying
-    so). An empty list when even that finds nothing.
+    The genes present in every dataset (``fraction_used`` 1.0, note ``"all datasets"``).
+    When there is none, or fewer than ``min_genes`` (a handful of genes gives one or two
+    clusters and silhouettes of nothing), the genes present in at least
+    ``ceil(min_fraction x datasets)`` datasets, never fewer than two, if that set is
+    larger (``fraction_used`` = ``min_fraction``, the note says so). An empty list when
+    even that finds nothing.
     """
     genes = _column(adata, "gene")
     datasets = _column(adata, "dataset")
@@ -450,10 +456,17 @@ def common_genes(adata: ad.AnnData, min_fraction: float = 0.5) -> tuple[list[str
         return [], 1.0, RULE_NONE
     counts = pairs.groupby("gene").size()
     in_all = sorted(counts.index[counts == n_datasets])
-    if in_all:
-        return in_all, 1.0, RULE_ALL
     needed = max(math.ceil(min_fraction * n_datasets - 1e-9), min(2, n_datasets))
     enough = sorted(counts.index[counts >= needed])
+    if in_all and (len(in_all) >= min_genes or len(enough) <= len(in_all)):
+        return in_all, 1.0, RULE_ALL
+    if in_all:
+        return (
+            enough,
+            float(min_fraction),
+            f"at least {needed} of {n_datasets} datasets (only {len(in_all)} "
+            f"gene{'s' if len(in_all) > 1 else ''} in all, fewer than {min_genes})",
+        )
     if min_fraction == 0.5:
         note = RULE_HALF if enough else RULE_NONE
     else:
