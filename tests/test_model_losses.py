@@ -78,6 +78,25 @@ def test_weighted_similarity_matches_hand_computation():
     assert z_t.grad[0].abs().sum() > 0
 
 
+def test_weight_normalised_similarity_is_the_weighted_mean_cosine():
+    z_t = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    z_s = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    cos_1, cos_2 = 1 / math.sqrt(5), 7 / (math.sqrt(2) * 5.0)
+    weights = torch.tensor([0.02, 0.06])
+    common = _long([0, 1])
+    weighted = weighted_similarity_loss(z_t, z_s, common, common, weights, "weight")
+    assert weighted.item() == pytest.approx(-(0.02 * cos_1 + 0.06 * cos_2) / 0.08, rel=1e-6)
+    # the reference form scales with the weights; this one only with their ratios
+    count = weighted_similarity_loss(z_t, z_s, common, common, weights)
+    assert count.item() == pytest.approx(-(0.02 * cos_1 + 0.06 * cos_2) / 2, rel=1e-6)
+    ten_times = weighted_similarity_loss(z_t, z_s, common, common, 10 * weights, "weight")
+    assert ten_times.item() == pytest.approx(weighted.item(), rel=1e-6)
+    zero = weighted_similarity_loss(z_t, z_s, common, common, torch.zeros(2), "weight")
+    assert zero.item() == 0.0
+    with pytest.raises(ValueError):
+        weighted_similarity_loss(z_t, z_s, common, common, weights, "sum")
+
+
 def test_weighted_similarity_without_common_genes_is_a_grad_safe_zero():
     z_t = torch.randn(4, 3, requires_grad=True)
     z_s = torch.randn(5, 3, requires_grad=True)

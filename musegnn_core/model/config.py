@@ -51,6 +51,7 @@ class ModelConfig:
     decoder: str = "mlp"
     share: str = "group"
     lambda_similarity: float = 1.0
+    similarity_normalisation: str = "count"
     lambda_contrastive: float = 0.01
     temperature: float = 0.07
     contrastive_samples: int = 100
@@ -61,6 +62,11 @@ class ModelConfig:
             _positive_int(name, getattr(self, name))
         if self.decoder not in DECODERS:
             raise ValidationError(f"decoder must be one of {DECODERS}, not {self.decoder!r}.")
+        if self.similarity_normalisation not in ("count", "weight"):
+            raise ValidationError(
+                "similarity_normalisation must be 'count' (reference) or 'weight', not "
+                f"{self.similarity_normalisation!r}."
+            )
         if self.share not in SHARES:
             raise ValidationError(f"share must be one of {SHARES}, not {self.share!r}.")
         _non_negative_float("lambda_similarity", self.lambda_similarity)

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from .pairs import PairStats
 
+SIMILARITY_NORMALISATIONS = ("count", "weight")
+
 
 def _zero(*tensors: torch.Tensor) -> torch.Tensor:
     """A 0 that is still attached to the inputs' graph (backward works, grads are 0)."""
@@ -33,12 +35,27 @@ def weighted_similarity_loss(
     common_t: torch.Tensor,
     common_s: torch.Tensor,
     weights: torch.Tensor,
+    normalisation: str = "count",
 ) -> torch.Tensor:
-    """``-mean_g w(g) * cos(z_t[g], z_s[g])`` over the common genes; 0 if there are none."""
+    """Weighted cosine of the common genes' two embeddings, negated; 0 if there are none.
+
+    ``"count"`` (the reference): ``-sum_g w(g) cos(g) / |common|``. Its scale is the
+    mean Jaccard weight, which shrinks as graphs get sparser (a neighbour cap or a
+    multiple-testing correction gives weights of a few hundredths), so the pull
+    between datasets fades with graph density. ``"weight"``: ``-sum_g w(g) cos(g) /
+    sum_g w(g)``, the weighted mean cosine in [-1, 1]: the weights still rank which
+    genes to trust, but the term's strength no longer depends on density.
+    """
+    if normalisation not in SIMILARITY_NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {SIMILARITY_NORMALISATIONS}")
     if common_t.numel() == 0:
         return _zero(z_t, z_s)
     cos = F.cosine_similarity(z_t[common_t], z_s[common_s], dim=1, eps=1e-8)
-    return -(weights.to(cos.dtype) * cos).mean()
+    weights = weights.to(cos.dtype)
+    if normalisation == "weight":
+        # All-zero weights give 0 / eps = 0 without a host sync.
+        return -(weights * cos).sum() / weights.sum().clamp_min(1e-12)
+    return -(weights * cos).mean()
 
 
 def nt_xent_loss(
@@ -133,7 +150,9 @@ def total_loss(
     no device sync happens here).
     """
     rec = reconstruction_loss(logits_t, target_t)
-    sim = weighted_similarity_loss(z_t, z_s, pair.common_t, pair.common_s, pair.weights)
+    sim = weighted_similarity_loss(
+        z_t, z_s, pair.common_t, pair.common_s, pair.weights, config.similarity_normalisation
+    )
     if config.lambda_contrastive > 0:
         con = contrastive_loss(
             z_t, z_s, pair, config.contrastive_samples, config.temperature, generator
