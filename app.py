@@ -6,7 +6,16 @@ shared title, sidebar and workspace, then musegnn_core for all computation.
 
 import streamlit as st
 
-from pages.ui.common import datasets_frame, page_frame, simulated_banner, workspace
+from musegnn_core.graphs.build import graph_infos
+from musegnn_core.jobs import running_training, runs_overview
+from pages.ui.common import (
+    datasets_frame,
+    page_frame,
+    run_safely,
+    safe_text,
+    simulated_banner,
+    workspace,
+)
 
 page_frame("Home")
 st.title("MuSe-GNN Studio")
@@ -38,4 +47,40 @@ if ws is not None:
             },
         )
         st.caption(f"Workspace: `{ws.root}`")
-        st.info("**Next step:** review your datasets and import more on the **Data** page.")
+
+    st.subheader("Runs")
+    graphs = run_safely(lambda: graph_infos(ws), "Reading the graphs") or {}
+    runs = run_safely(lambda: runs_overview(ws), "Reading the runs")
+    active = run_safely(lambda: running_training(ws), "Reading the training state")
+    done = [] if runs is None or runs.empty else runs.loc[runs["State"] == "completed", "Run"]
+    cols = st.columns(3)
+    cols[0].metric("Graphs built", f"{len(graphs)} of {len(table)}")
+    cols[1].metric("Runs", 0 if runs is None else len(runs))
+    cols[2].metric("Completed runs", len(done))
+    if runs is None or runs.empty:
+        st.caption("No training runs yet.")
+    else:
+        st.dataframe(runs.drop(columns=["Resumable"]), hide_index=True, width="stretch")
+    if table.empty:
+        pass  # the next step (import data) is said above
+    elif active:
+        st.info(
+            f"**Training now:** run {safe_text(active)}. Watch it on the **Train** page; "
+            "it goes on if you close the browser."
+        )
+        st.page_link(
+            "pages/2_Train.py", label="Open the Train page", icon=":material/model_training:"
+        )
+    elif not len(done):
+        st.info(
+            "**Next step:** train MuSe-GNN on your datasets on the **Train** page "
+            "(the quick preset takes minutes on a CPU)."
+        )
+        st.page_link(
+            "pages/2_Train.py", label="Open the Train page", icon=":material/model_training:"
+        )
+    else:
+        st.info(
+            f"**Next step:** explore the joint gene embedding of run {safe_text(done.iloc[0])} "
+            "on the **Embedding** page."
+        )

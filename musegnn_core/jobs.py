@@ -620,6 +620,7 @@ def runs_overview(workspace: Workspace) -> pd.DataFrame:
             "Epochs": f"{status['epoch']}/{status['epochs']}",
             "Created": _when(config.get("created_at")),
             "Message": status["error"] or status["message"],
+            "Resumable": status["resumable"],
         }
         row.update(key_metrics(run))
         rows.append(row)
@@ -642,6 +643,7 @@ def runs_overview(workspace: Workspace) -> pd.DataFrame:
                 "Epochs": f"0/{value.get('--epochs', '?')}",
                 "Created": _when(record.get("started_at")),
                 "Message": status["error"] or status["message"],
+                "Resumable": False,
             }
         )
     table = pd.DataFrame(rows)

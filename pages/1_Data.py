@@ -4,12 +4,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
+from musegnn_core.data.cellqc import cell_qc_table
 from musegnn_core.data.importer import ImportOptions, import_datasets
 from musegnn_core.data.metadata import MODALITIES, MODALITY_LABELS, SPECIES
 from musegnn_core.data.readers import ORIENTATIONS, safe_upload_name
 from musegnn_core.graphs.build import CORRECTIONS, SELECTIONS, GraphConfig, build_graphs
+from musegnn_core.workspace import Workspace
 from pages.ui.common import (
     datasets_frame,
     flash,
@@ -21,6 +24,7 @@ from pages.ui.common import (
     simulated_banner,
     workspace,
 )
+from pages.ui.qcplots import counts_histogram, genes_histogram, spatial_scatter
 
 UPLOAD_TYPES = ["h5ad", "h5", "csv", "tsv", "txt", "gz"]
 FROM_FILE = "(from file or guess)"
@@ -86,6 +90,36 @@ def report(prepared) -> None:
 
 st.subheader("Datasets in this workspace")
 st.dataframe(datasets_frame(ws), hide_index=True, width="stretch")
+
+
+@st.cache_data(max_entries=32, show_spinner="Computing per-cell quality numbers...")
+def qc_table(root: str, name: str, mtime: float) -> pd.DataFrame:
+    """Cached per dataset file: a re-import (new mtime) recomputes."""
+    return cell_qc_table(Workspace(root), name)
+
+
+st.subheader("Quality control")
+qc_names = ws.dataset_names()
+if qc_names:
+    qc_name = st.selectbox("Dataset", qc_names, key="qc-dataset")
+    qc = run_safely(
+        lambda: qc_table(str(ws.root), qc_name, ws.dataset_path(qc_name).stat().st_mtime),
+        "Quality control",
+    )
+    if qc is not None and not qc.empty:
+        kept = int(qc["passes_qc"].sum())
+        st.caption(
+            f"{len(qc):,} cells; {kept:,} ({kept / len(qc):.1%}) pass the default QC of graph "
+            f"building. Median {qc['total_counts'].median():,.0f} counts and "
+            f"{qc['n_genes_by_counts'].median():,.0f} genes per cell."
+        )
+        q1, q2 = st.columns(2)
+        q1.plotly_chart(counts_histogram(qc), key="qc-counts")
+        q2.plotly_chart(genes_histogram(qc), key="qc-genes")
+        if "x" in qc:
+            st.plotly_chart(spatial_scatter(qc), key="qc-spatial")
+else:
+    st.caption("Import a dataset to see its quality control.")
 
 st.subheader("Import")
 upload_tab, path_tab = st.tabs(["Upload a file", "Path on this server"])

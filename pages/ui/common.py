@@ -21,6 +21,7 @@ ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/1_Data.py", "Data", ":material/dataset:"),
+    ("pages/2_Train.py", "Train", ":material/model_training:"),
 )
 
 DATASET_COLUMNS = {

@@ -1,0 +1,278 @@
+"""Train: choose datasets and a preset, start a background training, watch it, stop, resume."""
+
+import pandas as pd
+import streamlit as st
+
+from musegnn_core.graphs.build import CORRECTIONS, SELECTIONS
+from musegnn_core.jobs import (
+    available_devices,
+    cancel_training,
+    device_description,
+    loss_curve,
+    preset_summary,
+    read_log,
+    resume_training,
+    running_training,
+    runs_overview,
+    start_training,
+    training_status,
+)
+from musegnn_core.model.config import DECODERS
+from musegnn_core.train import PRESETS
+from musegnn_core.workspace import Workspace
+from pages.ui.common import (
+    datasets_frame,
+    flash,
+    page_frame,
+    run_safely,
+    safe_text,
+    show_flash,
+    simulated_banner,
+    workspace,
+)
+from pages.ui.training import (
+    SETTING_KEYS,
+    STATE_ICONS,
+    chosen_settings,
+    duration,
+    load_preset_defaults,
+    loss_figure,
+)
+
+REFRESH_SECONDS = 2.0
+
+page_frame("Train")
+st.title("Train")
+show_flash()
+ws = workspace()
+if ws is None:
+    st.stop()
+simulated_banner(ws)
+
+
+def show_outcome(name: str) -> None:
+    """The end of a run that was being watched on this page."""
+    status = run_safely(lambda: training_status(ws, name), "Reading the training status")
+    if status is None:
+        return
+    text = f"Run **{safe_text(name)}**: {status['state']}"
+    if status["state"] == "completed":
+        st.success(f"{text}. Explore it on the **Embedding** page.")
+    elif status["error"]:
+        st.error(f"{text}: {safe_text(status['error'])}")
+    else:
+        st.warning(f"{text}. {safe_text(status['message'])}")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_panel(root: str, name: str) -> None:
+    """Progress of the running training, refreshed every few seconds from its files."""
+    here = Workspace(root)
+    status = run_safely(lambda: training_status(here, name), "Reading the training status")
+    if status is None:
+        return
+    if status["state"] not in ("starting", "running"):
+        st.rerun()  # the whole page: the outcome, the run list and the buttons change
+    with st.container(border=True):
+        st.markdown(
+            f"{STATE_ICONS.get(status['state'], '')} **{safe_text(name)}** is "
+            f"{status['state']}: {safe_text(status['message'])}"
+        )
+        epoch, epochs = status["epoch"], status["epochs"]
+        st.progress(
+            min(epoch / epochs, 1.0) if epochs else 0.0,
+            text=f"Epoch {epoch} of {epochs}" if epochs else "Preparing graphs...",
+        )
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Epoch", f"{epoch} / {epochs or '?'}")
+        c2.metric("Seconds per epoch", f"{status['seconds_per_epoch'] or 0:.2f}")
+        c3.metric("Time left", duration(status["eta_seconds"]) or "estimating")
+        if status["stop_requested"]:
+            st.info("Stop requested: the run stops after the current epoch, with a checkpoint.")
+        elif st.button("Cancel", key="train-cancel", icon=":material/stop_circle:"):
+            said = run_safely(lambda: cancel_training(here, name), "Cancel")
+            if said:
+                st.info(said)
+        curve = run_safely(lambda: loss_curve(here, name), "Reading the losses")
+        if curve is not None and not curve.empty:
+            st.plotly_chart(loss_figure(curve), key="train-losses")
+        else:
+            st.caption("Loss curves appear after the first epoch.")
+        with st.expander("Log"):
+            st.code(status["log_tail"] or "(empty)", language=None)
+
+
+active = run_safely(lambda: running_training(ws), "Reading the training state")
+watched = st.session_state.get("train-watching")
+if active:
+    st.session_state["train-watching"] = active
+    st.subheader("Training now")
+    st.caption(
+        "The training runs in the background: closing this page or the browser does not "
+        "stop it. Come back any time to watch it."
+    )
+    live_panel(str(ws.root), active)
+elif watched:
+    show_outcome(watched)  # how the last run watched in this session ended
+
+# ------------------------------------------------------------------ a new training
+st.subheader("New training")
+table = datasets_frame(ws)
+if table.empty:
+    st.info("This workspace has no datasets yet. Import some on the **Data** page.")
+    st.stop()
+
+f1, f2, f3 = st.columns(3)
+tissues = f1.multiselect(
+    "Tissue", sorted(table["Tissue"].unique()), key="train-tissue", placeholder="all"
+)
+modalities = f2.multiselect(
+    "Modality", sorted(table["Modality"].unique()), key="train-modality", placeholder="all"
+)
+species = f3.multiselect(
+    "Species", sorted(table["Species"].unique()), key="train-species", placeholder="all"
+)
+keep = pd.Series(True, index=table.index)
+for column, wanted in (("Tissue", tissues), ("Modality", modalities), ("Species", species)):
+    if wanted:
+        keep &= table[column].isin(wanted)
+shown = table[keep]
+names = shown["Dataset"].tolist()
+# A new widget for each filter, so a change of filter offers all matching datasets again.
+chosen = st.multiselect(
+    "Datasets",
+    names,
+    default=names,
+    key=f"train-datasets:{','.join(names)}",
+    placeholder="choose datasets",
+)
+picked = table[table["Dataset"].isin(chosen)]
+if picked.empty:
+    st.warning("No dataset chosen: pick at least one (MuSe-GNN integrates two or more).")
+else:
+    st.dataframe(
+        picked[["Dataset", "Species", "Tissue", "Modality", "Cells", "Genes"]],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Cells": st.column_config.NumberColumn(format="%d"),
+            "Genes": st.column_config.NumberColumn(format="%d"),
+        },
+    )
+    st.caption(
+        f"{len(picked)} datasets: {int(picked['Cells'].sum()):,} cells; "
+        f"{picked['Tissue'].nunique()} tissues, {picked['Modality'].nunique()} modalities, "
+        f"{picked['Species'].nunique()} species."
+    )
+
+presets = list(PRESETS)
+preset = st.radio(
+    "Preset",
+    presets,
+    index=presets.index("quick") if "quick" in presets else 0,
+    key="train-preset",
+    captions=[preset_summary(p) for p in presets],
+    on_change=lambda: load_preset_defaults(st.session_state["train-preset"], force=True),
+)
+load_preset_defaults(preset)
+
+devices = available_devices()
+if st.session_state.get(SETTING_KEYS["device"]) not in devices:
+    st.session_state[SETTING_KEYS["device"]] = "auto"
+st.radio(
+    "Device",
+    devices,
+    key=SETTING_KEYS["device"],
+    horizontal=True,
+    format_func={"auto": "automatic", "cpu": "CPU", "cuda": "CUDA GPU"}.get,
+    help="Automatic uses the GPU when there is one.",
+)
+st.caption(f"This machine: {safe_text(device_description())}.")
+
+with st.expander("Advanced settings (defaults: the chosen preset)"):
+    a1, a2, a3 = st.columns(3)
+    a1.number_input("Epochs", key=SETTING_KEYS["epochs"], step=10)
+    a2.number_input(
+        "Encoder learning rate", key=SETTING_KEYS["lr_encoder"], step=1e-4, format="%.1e"
+    )
+    a3.number_input(
+        "Decoder learning rate", key=SETTING_KEYS["lr_decoder"], step=1e-4, format="%.1e"
+    )
+    b1, b2, b3 = st.columns(3)
+    b1.number_input("Genes per graph", key=SETTING_KEYS["n_genes"], step=50)
+    b2.number_input("Edge p-value threshold", key=SETTING_KEYS["pvalue"], step=0.001, format="%.4g")
+    b3.number_input(
+        "Max neighbours per gene",
+        key=SETTING_KEYS["max_neighbours"],
+        step=5,
+        help="Keep each gene's strongest edges; 0 keeps every significant edge.",
+    )
+    c1, c2, c3 = st.columns(3)
+    c1.selectbox(
+        "Gene choice",
+        SELECTIONS,
+        key=SETTING_KEYS["selection"],
+        format_func={
+            "per-dataset": "each dataset's top genes (reference)",
+            "shared": "favour genes other datasets share",
+        }.get,
+    )
+    c2.selectbox(
+        "Multiple testing of edges",
+        CORRECTIONS,
+        key=SETTING_KEYS["correction"],
+        format_func={"raw": "none (reference)", "bh": "Benjamini-Hochberg"}.get,
+    )
+    c3.selectbox(
+        "Decoder",
+        DECODERS,
+        key=SETTING_KEYS["decoder"],
+        format_func={"mlp": "MLP on z zᵀ (reference)", "inner": "inner product"}.get,
+    )
+    d1, d2, _ = st.columns(3)
+    d1.number_input("Seed", key=SETTING_KEYS["seed"], step=1)
+    d2.number_input("Leiden resolution", key=SETTING_KEYS["leiden_resolution"], step=0.1)
+    st.button(
+        "Reset to the preset's values",
+        key="train-reset",
+        on_click=lambda: load_preset_defaults(st.session_state["train-preset"], force=True),
+    )
+
+run_name = st.text_input("Run name", key="train-run-name", placeholder="automatic: preset-date")
+if st.button("Start training", type="primary", key="train-start", icon=":material/play_arrow:"):
+    started = run_safely(
+        lambda: start_training(
+            ws,
+            datasets=chosen,
+            preset=preset,
+            overrides=chosen_settings(),
+            run_name=run_name.strip() or None,
+        ),
+        "Starting the training",
+    )
+    if started:
+        flash(
+            f"Started run {safe_text(started)} in the background; it keeps running if you "
+            "close this page."
+        )
+        st.rerun()
+
+# ------------------------------------------------------------------ the runs
+st.subheader("Runs")
+runs = run_safely(lambda: runs_overview(ws), "Reading the runs")
+if runs is None or runs.empty:
+    st.caption("No runs yet.")
+else:
+    st.dataframe(runs, hide_index=True, width="stretch", key="train-runs")
+    resumable = runs.loc[runs["Resumable"], "Run"].tolist()
+    if resumable:
+        r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
+        target = r1.selectbox("Stopped run", resumable, key="train-resume-run")
+        if r2.button("Resume", key="train-resume", icon=":material/replay:") and run_safely(
+            lambda: resume_training(ws, target), "Resume"
+        ):
+            flash(f"Resuming run {safe_text(target)} from its last checkpoint.")
+            st.rerun()
+    with st.expander("Log of a run"):
+        which = st.selectbox("Run", runs["Run"].tolist(), key="train-log-run")
+        st.code(read_log(ws, which) or "(no log: the run was not started from the app)")

@@ -1,0 +1,82 @@
+"""Helpers of the Train page: setting widgets' state, the live panel's figure and texts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from musegnn_core.jobs import SETTINGS, preset_settings
+
+#: Widget keys of the advanced settings: one per setting of musegnn_core.jobs.SETTINGS.
+SETTING_KEYS = {name: f"train-{name}" for name in SETTINGS}
+LOSS_LABELS = {
+    "total": "Total",
+    "reconstruction": "Edge reconstruction (BCE)",
+    "similarity": "Shared-gene similarity",
+    "contrastive": "Contrastive (NT-Xent)",
+}
+STATE_ICONS = {
+    "starting": ":material/hourglass_top:",
+    "running": ":material/play_circle:",
+    "stopped": ":material/pause_circle:",
+    "completed": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+}
+
+
+def _widget_value(name: str, value):
+    # The neighbour cap's "keep every edge" (None) is 0 in its number box.
+    return 0 if name == "max_neighbours" and value is None else value
+
+
+def load_preset_defaults(preset: str, *, force: bool = False) -> None:
+    """Put the preset's values into the advanced-setting widgets (all, or the unset ones)."""
+    for name, value in preset_settings(preset).items():
+        key = SETTING_KEYS[name]
+        if force or key not in st.session_state:
+            st.session_state[key] = _widget_value(name, value)
+
+
+def chosen_settings() -> dict:
+    """The settings as the widgets hold them, for musegnn_core.jobs.start_training."""
+    return {name: st.session_state[key] for name, key in SETTING_KEYS.items()}
+
+
+def duration(seconds: float | None) -> str:
+    """'1 h 02 min', '3 min 20 s', '45 s'; '' when unknown."""
+    if seconds is None:
+        return ""
+    seconds = round(float(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def loss_figure(curve: pd.DataFrame) -> go.Figure:
+    """One small line chart per loss term (each with its own scale), epochs on x."""
+    terms = [t for t in LOSS_LABELS if t in curve]
+    long = curve.melt(id_vars="epoch", value_vars=terms, var_name="term", value_name="loss")
+    long["term"] = long["term"].map(LOSS_LABELS)
+    figure = px.line(
+        long,
+        x="epoch",
+        y="loss",
+        facet_col="term",
+        facet_col_wrap=2,
+        facet_col_spacing=0.08,
+        facet_row_spacing=0.18,
+        markers=len(curve) <= 30,
+        category_orders={"term": [LOSS_LABELS[t] for t in terms]},
+    )
+    figure.update_yaxes(matches=None, showticklabels=True, title=None)
+    figure.update_xaxes(title=None)
+    figure.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    figure.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return figure
