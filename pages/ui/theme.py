@@ -1,0 +1,134 @@
+"""Colours and figure settings shared by every page, so a dataset looks the same everywhere.
+
+Each category (dataset, tissue, modality, species, cluster) gets its colour from its
+position in the sorted list of all categories of that kind in the run: the same run gives
+the same colours on every page and in every session. The palettes are dark, saturated
+colours that stay distinct on a white background and on a projector; light grey is kept
+for de-emphasised points, near-black for highlights.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable
+
+#: Distinct colours for up to ten categories (D3 category10 without its grey).
+QUALITATIVE = (
+    "#1F77B4",
+    "#D62728",
+    "#2CA02C",
+    "#FF7F0E",
+    "#9467BD",
+    "#8C564B",
+    "#E377C2",
+    "#17BECF",
+    "#BCBD22",
+    "#393B79",
+)
+#: Further colours for long lists (clusters): plotly's Dark24, which keeps contrast on white.
+EXTENDED = (
+    *QUALITATIVE,
+    "#2E91E5",
+    "#E15F99",
+    "#1CA71C",
+    "#FB0D0D",
+    "#DA16FF",
+    "#B68100",
+    "#750D86",
+    "#EB663B",
+    "#511CFB",
+    "#00A08B",
+    "#FB00D1",
+    "#B2828D",
+    "#6C7C32",
+    "#778AAE",
+    "#862A16",
+    "#A777F1",
+    "#620042",
+    "#1616A7",
+    "#DA60CA",
+    "#6C4516",
+    "#0D2A63",
+    "#AF0038",
+)
+#: De-emphasised points (background, "not selected").
+MUTED = "#C4CAD0"
+#: Highlighted points (the searched gene, seed genes).
+HIGHLIGHT = "#111111"
+#: The app's primary colour (.streamlit/config.toml), used for MuSe-GNN in benchmark charts.
+PRIMARY = "#2A6F97"
+#: Baselines in benchmark charts: distinct but quieter than MuSe-GNN.
+METHOD_COLORS = {"musegnn": PRIMARY, "pca": "#E08E45", "gae": "#6A994E", "random": "#9AA5B1"}
+METHOD_LABELS = {"musegnn": "MuSe-GNN", "pca": "PCA", "gae": "GAE", "random": "Random"}
+#: A sequential scale from pale to dark (heatmaps, counts); its light end is not white so
+#: that a low count stays visible.
+SEQUENTIAL = "Blues"
+#: Font size of figure text; large enough for a projector.
+FONT_SIZE = 14
+
+
+def sort_categories(values: Iterable) -> list[str]:
+    """Categories in a stable order: numbers numerically ("2" before "10"), then text."""
+
+    def key(value: str):
+        try:
+            return (0, float(value), value)
+        except ValueError:
+            return (1, math.inf, value.lower())
+
+    return sorted({str(v) for v in values}, key=key)
+
+
+def category_colors(values: Iterable, palette: tuple[str, ...] | None = None) -> dict[str, str]:
+    """A colour per category, from its rank in the sorted list (cycling past the palette)."""
+    ordered = sort_categories(values)
+    if palette is None:
+        palette = QUALITATIVE if len(ordered) <= len(QUALITATIVE) else EXTENDED
+    return {value: palette[i % len(palette)] for i, value in enumerate(ordered)}
+
+
+def count_colors(maximum: int) -> dict[str, str]:
+    """Colours for counts 1..maximum (e.g. datasets having a gene): pale to dark."""
+    from plotly.colors import sample_colorscale
+
+    maximum = max(int(maximum), 1)
+    points = [0.3 + 0.7 * (i / max(maximum - 1, 1)) for i in range(maximum)]
+    colors = sample_colorscale("Viridis_r", points, colortype="rgb")
+    return {str(i + 1): colors[i] for i in range(maximum)}
+
+
+def method_color(method: str) -> str:
+    """A method's colour; an unknown method gets a fixed one from its name (crc32, not hash())."""
+    return METHOD_COLORS.get(method, QUALITATIVE[zlib.crc32(method.encode()) % len(QUALITATIVE)])
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def figure_config(filename: str, image_format: str = "svg", scale: int = 2) -> dict:
+    """The plotly toolbar: always shown, downloads the figure under a meaningful name.
+
+    SVG for vector figures (bars, heatmaps, networks); PNG for large WebGL scatter plots,
+    which a browser cannot export as vectors.
+    """
+    return {
+        "displaylogo": False,
+        "displayModeBar": True,
+        "toImageButtonOptions": {"format": image_format, "filename": filename, "scale": scale},
+    }
+
+
+def base_layout(**extra) -> dict:
+    """Layout settings every figure shares: readable fonts, white background, tight margins."""
+    layout = {
+        "font": {"size": FONT_SIZE},
+        "plot_bgcolor": "white",
+        "paper_bgcolor": "white",
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "legend": {"itemsizing": "constant", "font": {"size": FONT_SIZE}},
+        "hoverlabel": {"font": {"size": FONT_SIZE}},
+    }
+    layout.update(extra)
+    return layout
