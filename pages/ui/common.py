@@ -22,6 +22,11 @@ PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/1_Data.py", "Data", ":material/dataset:"),
     ("pages/2_Train.py", "Train", ":material/model_training:"),
+    ("pages/3_Embedding.py", "Embedding", ":material/scatter_plot:"),
+    ("pages/4_Clusters.py", "Clusters", ":material/hub:"),
+    ("pages/5_Enrichment.py", "Enrichment", ":material/biotech:"),
+    ("pages/6_Coexpression.py", "Co-expression", ":material/share:"),
+    ("pages/7_Benchmark.py", "Benchmark", ":material/leaderboard:"),
 )
 
 DATASET_COLUMNS = {

@@ -1,0 +1,182 @@
+"""Benchmark: the run against PCA, a graph autoencoder and a random embedding on the same graphs."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from musegnn_core.analysis.evaluate import BASELINES, default_gene_set_paths, evaluate_run
+from musegnn_core.analysis.libraries import list_libraries
+from musegnn_core.analysis.metrics import METRIC_LABELS, METRICS
+from pages.ui import figures, loaders, theme
+from pages.ui.common import page_frame, run_safely, safe_text, simulated_banner, workspace
+from pages.ui.selection import explore
+
+MEAN = "mean_of_six"
+MEAN_DEFINED = "mean_of_defined"
+LABELS = {
+    **METRIC_LABELS,
+    MEAN: "Mean of six",
+    MEAN_DEFINED: "Mean of the defined metrics",
+}
+
+page_frame("Benchmark")
+st.title("Benchmark")
+ws = workspace()
+if ws is None:
+    st.stop()
+simulated_banner(ws)
+ctx = explore(ws)
+if ctx is None:
+    st.stop()
+run = ctx.run.name
+
+st.caption(
+    "The paper's six metrics (higher is better, each in [0, 1]) for this run and for "
+    "baselines built on the same co-expression graphs: per-dataset PCA of the residuals, a "
+    "graph autoencoder (GAE) and a random embedding; plus two gene-set measures per library."
+)
+
+
+def row_label(key: str) -> str:
+    if key in LABELS:
+        return LABELS[key]
+    kind, _, library = key.partition(":")
+    names = {"coherence": "Gene-set coherence AUROC", "prediction": "Function prediction AUROC"}
+    return f"{names.get(kind, kind)} ({library})" if library else key
+
+
+evaluation = loaders.evaluation(ctx.run)
+
+with st.expander("Evaluate this run", expanded=evaluation is None):
+    libraries = list_libraries(ws)
+    by_path = {str(lib.path): lib for lib in libraries}
+    defaults = [str(p) for p in default_gene_set_paths() if str(p) in by_path] or [
+        str(lib.path) for lib in libraries if lib.source == "simulated"
+    ]
+    b1, b2 = st.columns(2)
+    baselines = b1.multiselect(
+        "Baselines",
+        list(BASELINES),
+        default=list(BASELINES),
+        key="bench_baselines",
+        format_func=theme.method_label,
+    )
+    gene_sets = b2.multiselect(
+        "Gene-set libraries for the functional measures",
+        list(by_path),
+        default=defaults,
+        format_func=lambda p: by_path[p].name,
+        key="bench_libraries",
+    )
+    st.caption(
+        "Takes about 30-60 s on the eight shared datasets (the GAE baseline trains a small "
+        "model)."
+        + (" The new result replaces the stored evaluation." if evaluation is not None else "")
+    )
+    go = st.button("Run the evaluation", type="primary", key="bench_go")
+if go:
+    # Outside the expander: a status box cannot be nested in one.
+    with st.status(f"Evaluating {run}...", expanded=True) as status:
+        frame = run_safely(
+            lambda: evaluate_run(
+                ws,
+                run,
+                baselines=tuple(baselines),
+                gene_set_paths=gene_sets,
+                progress=lambda message: status.write(message.capitalize() + "..."),
+            ),
+            "Evaluation",
+        )
+        if frame is None:
+            status.update(label="Evaluation failed", state="error")
+        else:
+            seconds = frame.attrs.get("seconds", float("nan"))
+            status.update(
+                label=f"Evaluated {run} in {seconds:.0f} s", state="complete", expanded=False
+            )
+            evaluation = loaders.evaluation(ctx.run)
+
+if evaluation is None:
+    st.info(
+        f"Run {safe_text(run)} has not been evaluated yet. Evaluate it above (or with "
+        f"`python -m musegnn_core evaluate --run {safe_text(run)}`)."
+    )
+    st.stop()
+
+table = loaders.evaluation_table(evaluation)
+six = [m for m in METRICS if m in table.index]
+undefined = {
+    m: [theme.method_label(c) for c in table.columns if not np.isfinite(table.loc[m, c])]
+    for m in six
+}
+undefined = {m: methods for m, methods in undefined.items() if methods}
+if undefined and MEAN in table.index:
+    # The mean of six is undefined as soon as one metric is; show the mean of the rest too.
+    defined_mean = table.loc[six].mean(axis=0, skipna=True)
+    position = list(table.index).index(MEAN) + 1
+    table = pd.concat(
+        [table.iloc[:position], defined_mean.to_frame(MEAN_DEFINED).T, table.iloc[position:]]
+    )
+
+st.caption(
+    f"Evaluated {safe_text(str(evaluation.get('created_at', ''))[:16].replace('T', ' '))} in "
+    f"{evaluation.get('seconds', float('nan')):.0f} s (seed {evaluation.get('seed', 0)})."
+)
+display = table.rename(index=row_label, columns=theme.method_label)
+
+
+def highlight(row: pd.Series) -> list[str]:
+    strong = row.name in (LABELS[MEAN], LABELS[MEAN_DEFINED])
+    return ["background-color: #FDE68A; font-weight: bold" if strong else "" for _ in row]
+
+
+st.dataframe(
+    display.style.apply(highlight, axis=1).format("{:.3f}", na_rep="n/a"),
+    width="stretch",
+    key="benchmark_table",
+)
+st.download_button(
+    "Download the evaluation (CSV)",
+    loaders.table_csv(table, index=True),
+    file_name=f"{run}-evaluation.csv",
+    mime="text/csv",
+    key="download_benchmark",
+    on_click="ignore",
+)
+
+rules = evaluation.get("common_gene_rule") or []
+st.markdown(
+    "**Common-gene rule.** ASW, iLISI and graph connectivity are scored on the genes present "
+    "in every dataset of the run; when no gene is in all of them, on the genes present in at "
+    "least half of the datasets. This evaluation used: "
+    f"**{safe_text('; '.join(rules) or 'not recorded')}**."
+)
+if undefined:
+    st.warning(
+        "Undefined metrics: "
+        + "; ".join(f"{LABELS.get(m, m)} for {', '.join(ms)}" for m, ms in undefined.items())
+        + ". An undefined metric makes the mean of six undefined (as in the paper's reference), "
+        "so the mean of the defined metrics is shown beside it. ASW is undefined when no "
+        "cluster holds the common genes of two or more datasets."
+    )
+
+mean_rows = [MEAN, MEAN_DEFINED] if MEAN_DEFINED in table.index else [MEAN]
+st.plotly_chart(
+    figures.benchmark_bars(
+        table, [*six, *mean_rows], {k: row_label(k) for k in table.index}, highlight=mean_rows[-1]
+    ),
+    key="benchmark_bars",
+    config=theme.figure_config(f"{run}-benchmark"),
+)
+functional = [k for k in table.index if ":" in k]
+if functional:
+    st.subheader("Gene-set measures")
+    st.caption(
+        "Coherence: AUROC of embedding similarity for gene pairs sharing a set. Prediction: "
+        "cross-validated kNN prediction of set membership. 0.5 is chance."
+    )
+    st.plotly_chart(
+        figures.benchmark_bars(table, functional, {k: row_label(k) for k in functional}),
+        key="benchmark_functional",
+        config=theme.figure_config(f"{run}-benchmark-genesets"),
+    )
