@@ -4,7 +4,9 @@ Every reader returns cells x genes as an AnnData with a CSR matrix and raises
 :class:`InputFileError` with a readable reason when a file cannot be parsed. No
 reader unpickles anything: h5ad and 10x h5 go through HDF5, tables through
 pandas' text parser, and formats that would need pickle (``.pkl``, R's ``.rds``)
-are refused up front.
+are refused up front. HDF5 files are first read by a throw-away process
+(:mod:`.hdf5_probe`), because a damaged one can hang or crash the HDF5 library, and
+sparse matrices are checked index by index before any arithmetic touches them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from ..errors import InputFileError
+from .hdf5_probe import check_hdf5
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
@@ -120,6 +123,57 @@ def _reason(exc: Exception) -> str:
 def _require_hdf5(path: Path, what: str) -> None:
     if _first_bytes(path) != HDF5_SIGNATURE:
         raise InputFileError(f"{path.name} is not an HDF5 file, so it cannot be {what}.")
+    check_hdf5(path)
+
+
+def _checked_sparse(matrix, path: Path):
+    """``matrix`` as CSR after a full index check.
+
+    scipy trusts the index arrays it is given; out-of-range indices from a damaged file
+    would make the first sum read outside memory (a segfault found by fuzzing).
+    """
+    if sp.issparse(matrix):
+        try:
+            matrix.check_format(full_check=True)
+        except (ValueError, TypeError) as exc:
+            raise InputFileError(
+                f"The count matrix in {path.name} is inconsistent ({_reason(exc)}); the file "
+                "is damaged. Export it again."
+            ) from exc
+    try:
+        matrix = sp.csr_matrix(matrix)
+    except (ValueError, TypeError) as exc:
+        raise InputFileError(
+            f"The expression matrix in {path.name} is not a numeric matrix ({_reason(exc)})."
+        ) from exc
+    if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(
+        matrix.dtype, np.complexfloating
+    ):
+        raise InputFileError(
+            f"The expression matrix in {path.name} holds {matrix.dtype} values, not counts."
+        )
+    return matrix
+
+
+def _spatial_coordinates(value, path: Path) -> np.ndarray:
+    """obsm['spatial'] as an (n, 2) float array of finite numbers."""
+    try:
+        coords = np.asarray(value, dtype=float)
+    except (ValueError, TypeError) as exc:
+        raise InputFileError(
+            f"obsm['spatial'] in {path.name} does not hold numeric coordinates ({_reason(exc)})."
+        ) from exc
+    if coords.ndim != 2 or coords.shape[1] < 2:
+        raise InputFileError(
+            f"obsm['spatial'] in {path.name} has shape {coords.shape}; spot coordinates need "
+            "two columns (x, y)."
+        )
+    coords = coords[:, :2]
+    if not np.all(np.isfinite(coords)):
+        raise InputFileError(
+            f"obsm['spatial'] in {path.name} contains missing or infinite coordinates."
+        )
+    return coords
 
 
 # --------------------------------------------------------------------------- h5ad
@@ -130,6 +184,10 @@ def _is_count_matrix(matrix) -> bool:
     if values.size == 0:
         return False
     values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
+        values.dtype, np.complexfloating
+    ):
+        return False
     return bool(
         np.all(np.isfinite(values)) and values.min() >= 0 and np.all(values == np.round(values))
     )
@@ -158,16 +216,18 @@ def read_h5ad(path: str | Path) -> ReadResult:
             matrix, var = adata.raw.X, adata.raw.var
             notes.append("X is not raw counts; used raw.X instead.")
     out = ad.AnnData(
-        X=sp.csr_matrix(matrix), obs=adata.obs.copy(), var=pd.DataFrame(index=var.index.copy())
+        X=_checked_sparse(matrix, path),
+        obs=adata.obs.copy(),
+        var=pd.DataFrame(index=var.index.astype(str)),
     )
     for column in var.columns:
         if column in ("gene_ids", "gene_id", "feature_types", "ensembl_id"):
-            out.var[column] = var[column].to_numpy()
+            out.var[column] = np.asarray(var[column]).astype(str)
     if "spatial" in adata.obsm:
-        out.obsm["spatial"] = np.asarray(adata.obsm["spatial"], dtype=float)[:, :2]
+        out.obsm["spatial"] = _spatial_coordinates(adata.obsm["spatial"], path)
     metadata = adata.uns.get("dataset", {})
-    metadata = {k: str(v) for k, v in dict(metadata).items()} if isinstance(metadata, dict) else {}
-    if bool(adata.uns.get("simulated", False)):
+    metadata = {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+    if str(adata.uns.get("simulated", False)) == "True":
         metadata["simulated"] = "True"
     return ReadResult(out, "h5ad", notes, metadata)
 
@@ -294,8 +354,11 @@ def read_10x_h5(path: str | Path) -> ReadResult:
                 )
                 version = "v2"
             shape = tuple(int(x) for x in group["shape"][:])
-            genes_by_cells = sp.csc_matrix(
-                (group["data"][:], group["indices"][:], group["indptr"][:]), shape=shape
+            genes_by_cells = _checked_sparse(
+                sp.csc_matrix(
+                    (group["data"][:], group["indices"][:], group["indptr"][:]), shape=shape
+                ),
+                path,
             )
             barcodes = _decode(group["barcodes"][:])
     except InputFileError:
