@@ -52,7 +52,9 @@ if ws is not None:
     graphs = run_safely(lambda: graph_infos(ws), "Reading the graphs") or {}
     runs = run_safely(lambda: runs_overview(ws), "Reading the runs")
     active = run_safely(lambda: running_training(ws), "Reading the training state")
-    done = [] if runs is None or runs.empty else runs.loc[runs["State"] == "completed", "Run"]
+    done = (
+        [] if runs is None or runs.empty else runs.loc[runs["State"] == "completed", "Run"].tolist()
+    )
     cols = st.columns(3)
     cols[0].metric("Graphs built", f"{len(graphs)} of {len(table)}")
     cols[1].metric("Runs", 0 if runs is None else len(runs))
@@ -71,7 +73,7 @@ if ws is not None:
         st.page_link(
             "pages/2_Train.py", label="Open the Train page", icon=":material/model_training:"
         )
-    elif not len(done):
+    elif not done:
         st.info(
             "**Next step:** train MuSe-GNN on your datasets on the **Train** page "
             "(the quick preset takes minutes on a CPU)."
@@ -81,6 +83,6 @@ if ws is not None:
         )
     else:
         st.info(
-            f"**Next step:** explore the joint gene embedding of run {safe_text(done.iloc[0])} "
+            f"**Next step:** explore the joint gene embedding of run {safe_text(done[0])} "
             "on the **Embedding** page."
         )

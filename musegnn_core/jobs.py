@@ -397,7 +397,7 @@ def start_training(
         workspace.dataset(name)  # a readable error naming the known datasets
     with _jobs_lock(workspace):
         _refuse_if_running(workspace)
-        name = check_run_name(run_name.strip()) if run_name else new_run_name(workspace, preset)
+        name = check_run_name(run_name.strip()) if run_name else _new_name(workspace, preset)
         run = run_folder(workspace, name)
         if (run.root.exists() and any(run.root.iterdir())) or job_record_path(
             workspace, name
@@ -406,6 +406,16 @@ def start_training(
                 f"A run named {name!r} already exists: choose another name or resume it."
             )
         _spawn(workspace, name, train_command(workspace, name, preset, names, config), "start")
+    return name
+
+
+def _new_name(workspace: Workspace, preset: str) -> str:
+    """A fresh ``preset-date`` name, also unused by jobs that failed before their run existed."""
+    name = new_run_name(workspace, preset)
+    base, i = name, 1
+    while job_record_path(workspace, name).exists():
+        i += 1
+        name = f"{base}-{i}"
     return name
 
 
@@ -525,7 +535,11 @@ def training_status(workspace: Workspace, run_name: str) -> dict:
         "run": run_name,
         "state": status.get("state", "unknown"),
         "epoch": int(status.get("epoch", 0) or 0),
-        "epochs": int(status.get("epochs", 0) or run.config().get("train", {}).get("epochs", 0)),
+        "epochs": int(
+            status.get("epochs", 0)
+            or run.config().get("train", {}).get("epochs", 0)
+            or _command_options(record).get("--epochs", 0)
+        ),
         "losses": status.get("losses", {}),
         "seconds_per_epoch": status.get("seconds_per_epoch"),
         "eta_seconds": status.get("eta_seconds"),
@@ -537,9 +551,9 @@ def training_status(workspace: Workspace, run_name: str) -> dict:
     if alive and not reached_loop:
         progress = [row for row in rows if row.strip()]
         out["state"] = "starting"
-        out["message"] = "preparing: " + progress[-1].split(": ", 1)[-1] if progress else "starting"
-        if record.get("kind") == "resume":
-            out["message"] = "resuming: " + out["message"]
+        # The CLI's last line, e.g. "building graphs" (cached graphs load in seconds).
+        step = progress[-1].split(": ", 1)[-1] if progress else "starting the training process"
+        out["message"] = ("resuming: " if record.get("kind") == "resume" else "preparing: ") + step
     elif record and not alive:
         error = _error_line(rows)
         if not reached_loop:
@@ -594,6 +608,16 @@ def loss_curve(workspace: Workspace, run_name: str) -> pd.DataFrame:
     return table[["epoch", *(t for t in LOSS_TERMS if t in table)]].reset_index(drop=True)
 
 
+def _command_options(record: dict | None) -> dict[str, str]:
+    """``--option value`` pairs of a job's command line."""
+    command = (record or {}).get("command", [])
+    return {
+        flag: value
+        for flag, value in zip(command, [*command[1:], ""], strict=True)
+        if flag.startswith("--")
+    }
+
+
 def _when(stamp: str | None) -> str:
     return (stamp or "")[:16].replace("T", " ")
 
@@ -629,8 +653,7 @@ def runs_overview(workspace: Workspace) -> pd.DataFrame:
         if not name or name in seen:
             continue
         status = training_status(workspace, name)
-        command = record.get("command", [])
-        value = dict(zip(command, [*command[1:], ""], strict=False))
+        value = _command_options(record)
         datasets = [d for d in value.get("--datasets", "").split(",") if d]
         rows.append(
             {

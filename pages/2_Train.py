@@ -76,7 +76,7 @@ def live_panel(root: str, name: str) -> None:
     with st.container(border=True):
         st.markdown(
             f"{STATE_ICONS.get(status['state'], '')} **{safe_text(name)}** is "
-            f"{status['state']}: {safe_text(status['message'])}"
+            f"{status['state']} ({safe_text(status['message'])})"
         )
         epoch, epochs = status["epoch"], status["epochs"]
         st.progress(
@@ -84,9 +84,10 @@ def live_panel(root: str, name: str) -> None:
             text=f"Epoch {epoch} of {epochs}" if epochs else "Preparing graphs...",
         )
         c1, c2, c3 = st.columns(3)
+        per_epoch = status["seconds_per_epoch"]
         c1.metric("Epoch", f"{epoch} / {epochs or '?'}")
-        c2.metric("Seconds per epoch", f"{status['seconds_per_epoch'] or 0:.2f}")
-        c3.metric("Time left", duration(status["eta_seconds"]) or "estimating")
+        c2.metric("Seconds per epoch", f"{per_epoch:.2f}" if per_epoch else "–")
+        c3.metric("Time left", duration(status["eta_seconds"]) if epoch else "estimating")
         if status["stop_requested"]:
             st.info("Stop requested: the run stops after the current epoch, with a checkpoint.")
         elif st.button("Cancel", key="train-cancel", icon=":material/stop_circle:"):
@@ -100,6 +101,28 @@ def live_panel(root: str, name: str) -> None:
             st.caption("Loss curves appear after the first epoch.")
         with st.expander("Log"):
             st.code(status["log_tail"] or "(empty)", language=None)
+
+
+def runs_section() -> None:
+    """Every run with its state; resume a stopped one; read a run's log."""
+    st.subheader("Runs")
+    runs = run_safely(lambda: runs_overview(ws), "Reading the runs")
+    if runs is None or runs.empty:
+        st.caption("No runs yet.")
+        return
+    st.dataframe(runs, hide_index=True, width="stretch", key="train-runs")
+    resumable = runs.loc[runs["Resumable"], "Run"].tolist()
+    if resumable:
+        r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
+        target = r1.selectbox("Stopped run", resumable, key="train-resume-run")
+        if r2.button("Resume", key="train-resume", icon=":material/replay:") and run_safely(
+            lambda: resume_training(ws, target), "Resume"
+        ):
+            flash(f"Resuming run {safe_text(target)} from its last checkpoint.")
+            st.rerun()
+    with st.expander("Log of a run"):
+        which = st.selectbox("Run", runs["Run"].tolist(), key="train-log-run")
+        st.code(read_log(ws, which) or "(no log: the run was not started from the app)")
 
 
 active = run_safely(lambda: running_training(ws), "Reading the training state")
@@ -120,6 +143,7 @@ st.subheader("New training")
 table = datasets_frame(ws)
 if table.empty:
     st.info("This workspace has no datasets yet. Import some on the **Data** page.")
+    runs_section()
     st.stop()
 
 f1, f2, f3 = st.columns(3)
@@ -257,22 +281,4 @@ if st.button("Start training", type="primary", key="train-start", icon=":materia
         )
         st.rerun()
 
-# ------------------------------------------------------------------ the runs
-st.subheader("Runs")
-runs = run_safely(lambda: runs_overview(ws), "Reading the runs")
-if runs is None or runs.empty:
-    st.caption("No runs yet.")
-else:
-    st.dataframe(runs, hide_index=True, width="stretch", key="train-runs")
-    resumable = runs.loc[runs["Resumable"], "Run"].tolist()
-    if resumable:
-        r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
-        target = r1.selectbox("Stopped run", resumable, key="train-resume-run")
-        if r2.button("Resume", key="train-resume", icon=":material/replay:") and run_safely(
-            lambda: resume_training(ws, target), "Resume"
-        ):
-            flash(f"Resuming run {safe_text(target)} from its last checkpoint.")
-            st.rerun()
-    with st.expander("Log of a run"):
-        which = st.selectbox("Run", runs["Run"].tolist(), key="train-log-run")
-        st.code(read_log(ws, which) or "(no log: the run was not started from the app)")
+runs_section()

@@ -103,8 +103,10 @@ def test_train_page_without_runs_offers_filters_presets_and_defaults(sim_ws):
     everything = at.dataframe[0].value
     assert len(everything) == len(sim_ws.dataset_names())
 
+    at.radio(key="train-device").set_value("cpu").run()
     preset.set_value("paper").run()
     assert at.number_input(key="train-epochs").value == PRESETS["paper"].epochs
+    assert at.radio(key="train-device").value == "cpu"  # the machine's choice is kept
     assert at.number_input(key="train-max_neighbours").value == 0  # every edge
 
     at.multiselect(key="train-tissue").set_value(["pancreas"]).run()
@@ -133,6 +135,16 @@ def test_out_of_range_settings_are_refused_with_a_message(sim_ws, key, value, me
     assert [e for e in texts(at.error) if e.startswith("Starting the training failed:")]
     assert message in at.error[-1].value
     assert not list(jobs.jobs_dir(sim_ws).glob("*.json"))  # nothing was started
+
+
+def test_train_page_on_an_empty_workspace_points_to_data_page(tmp_path, monkeypatch):
+    ws = Workspace.open(tmp_path / "empty")
+    ws.update_info(demo={"kind": "none"})
+    monkeypatch.setenv("MUSEGNN_WORKSPACE", str(ws.root))
+    at = open_page(TRAIN)
+    assert any("no datasets yet" in i and "Data" in i for i in texts(at.info))
+    assert "No runs yet." in texts(at.caption)
+    assert not [b for b in at.button if b.key == "train-start"]
 
 
 def test_home_without_runs_points_to_train_page(sim_ws):

@@ -33,10 +33,13 @@ def _widget_value(name: str, value):
 
 
 def load_preset_defaults(preset: str, *, force: bool = False) -> None:
-    """Put the preset's values into the advanced-setting widgets (all, or the unset ones)."""
+    """Put the preset's values into the setting widgets (all, or the unset ones).
+
+    The device is the machine's, not the preset's: a chosen device is kept.
+    """
     for name, value in preset_settings(preset).items():
         key = SETTING_KEYS[name]
-        if force or key not in st.session_state:
+        if key not in st.session_state or (force and name != "device"):
             st.session_state[key] = _widget_value(name, value)
 
 
