@@ -141,4 +141,10 @@ def validate_counts(
             f"{label} has only {adata.n_vars} genes; at least {limits.min_genes} are needed to "
             "build a gene graph. Check that rows and columns are not swapped."
         )
+    expressed = int((adata.X.getnnz(axis=0) > 0).sum())
+    if expressed < limits.min_genes:
+        raise ValidationError(
+            f"{label} has only {expressed} genes with any count (of {adata.n_vars}); at least "
+            f"{limits.min_genes} are needed to build a gene graph."
+        )
     return adata, notes, rounded
