@@ -74,7 +74,7 @@ gene = ctx.gene
 highlight = (
     np.flatnonzero(obs["gene"].astype(str).to_numpy() == gene) if gene else np.array([], int)
 )
-fig, trace_rows = figures.umap_figure(ctx.embedding, ctx.labels, by, highlight, point_size=size)
+fig, trace_rows = loaders.umap_figure(ctx.key, ctx.resolution, by, gene, int(size))
 chart_key = f"umap-{run}"
 st.plotly_chart(
     fig,

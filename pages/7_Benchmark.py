@@ -37,12 +37,12 @@ st.caption(
 )
 
 
-def row_label(key: str) -> str:
+def row_label(key: str, wrap: bool = False) -> str:
     if key in LABELS:
         return LABELS[key]
     kind, _, library = key.partition(":")
     names = {"coherence": "Gene-set coherence AUROC", "prediction": "Function prediction AUROC"}
-    return f"{names.get(kind, kind)} ({library})" if library else key
+    return f"{names.get(kind, kind)}{'<br>' if wrap else ' '}({library})" if library else key
 
 
 evaluation = loaders.evaluation(ctx.run)
@@ -130,8 +130,9 @@ def highlight(row: pd.Series) -> list[str]:
     return ["background-color: #FDE68A; font-weight: bold" if strong else "" for _ in row]
 
 
+shown = display.map(lambda v: f"{v:.3f}" if np.isfinite(v) else "n/a")
 st.dataframe(
-    display.style.apply(highlight, axis=1).format("{:.3f}", na_rep="n/a"),
+    shown.style.apply(highlight, axis=1).set_properties(**{"text-align": "right"}),
     width="stretch",
     key="benchmark_table",
 )
@@ -176,7 +177,7 @@ if functional:
         "cross-validated kNN prediction of set membership. 0.5 is chance."
     )
     st.plotly_chart(
-        figures.benchmark_bars(table, functional, {k: row_label(k) for k in functional}),
+        figures.benchmark_bars(table, functional, {k: row_label(k, wrap=True) for k in functional}),
         key="benchmark_functional",
         config=theme.figure_config(f"{run}-benchmark-genesets"),
     )

@@ -58,16 +58,13 @@ def umap_figure(
     values, colors = color_values(embedding, labels, by)
     umap = np.asarray(embedding.obsm["X_umap"], dtype=np.float32)
     obs = embedding.obs
-    hover = np.column_stack(
-        [
-            obs["gene"].astype(str).to_numpy(),
-            obs["dataset"].astype(str).to_numpy(),
-            np.asarray(labels, dtype=str),
-        ]
-    )
-    template = (
-        "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>cluster %{customdata[2]}<extra></extra>"
-    )
+    # One hover string per point: about four times faster to serialise than a
+    # three-column customdata, which matters at 50,000 points.
+    genes = obs["gene"].astype(str).to_numpy(dtype=object)
+    datasets = obs["dataset"].astype(str).to_numpy(dtype=object)
+    clusters = np.asarray(labels, dtype=str).astype(object)
+    hover = "<b>" + genes + "</b><br>" + datasets + "<br>cluster " + clusters
+    template = "%{text}<extra></extra>"
     fig = go.Figure()
     trace_rows: list[np.ndarray] = []
     present = set(values)
@@ -80,7 +77,7 @@ def umap_figure(
                 mode="markers",
                 name=category if by != "cluster" else f"cluster {category}",
                 marker={"size": point_size, "color": colors[category], "opacity": 0.8},
-                customdata=hover[rows],
+                text=hover[rows],
                 hovertemplate=template,
             )
         )
@@ -92,18 +89,18 @@ def umap_figure(
                 x=umap[rows, 0],
                 y=umap[rows, 1],
                 mode="markers+text",
-                name=f"{hover[rows[0], 0]} (searched)",
-                text=hover[rows, 1],
+                name=f"{genes[rows[0]]} (searched)",
+                text=datasets[rows],
                 textposition="top center",
                 textfont={"size": 11, "color": theme.HIGHLIGHT},
                 marker={
                     "size": point_size * 3 + 4,
-                    "color": "rgba(255,255,255,0.2)",
+                    "color": "#FFD400",
                     "symbol": "star",
                     "line": {"width": 2, "color": theme.HIGHLIGHT},
                 },
-                customdata=hover[rows],
-                hovertemplate=template,
+                hovertext=hover[rows],
+                hovertemplate="%{hovertext}<extra></extra>",
             )
         )
         trace_rows.append(rows)
@@ -276,7 +273,7 @@ def network_figure(
     if view is None:
         merged = sub.merged
         maximum = int(merged["n_datasets"].max()) if len(merged) else 1
-        colors = theme.count_colors(max(maximum, len(sub.datasets)))
+        colors = theme.support_colors(maximum)
         for n in sorted(merged["n_datasets"].unique()) if len(merged) else []:
             part = merged[merged["n_datasets"] == n]
             xs, ys, mids = _segments(nodes, part)
@@ -286,7 +283,7 @@ def network_figure(
                     x=xs,
                     y=ys,
                     mode="lines",
-                    line={"width": 0.8 + 1.2 * n, "color": colors[str(int(n))]},
+                    line={"width": 0.6 + 1.4 * n, "color": colors[str(int(n))]},
                     name=name,
                     legendgroup=name,
                     hoverinfo="skip",
@@ -359,7 +356,7 @@ def network_figure(
                 name=name,
                 text=[f"<b>{g}</b>" if is_seed else g for g in part["gene"]],
                 textposition="top center",
-                textfont={"size": 12 if is_seed else 10},
+                textfont={"size": 15 if is_seed else 12, "color": theme.HIGHLIGHT},
                 marker={
                     "size": size[mask],
                     "color": theme.HIGHLIGHT if is_seed else "#8FB8D8",
@@ -395,7 +392,8 @@ def benchmark_bars(
                 y=values,
                 name=theme.method_label(method),
                 marker_color=theme.method_color(method),
-                text=[("n/a" if not np.isfinite(v) else f"{v:.2f}") for v in values],
+                # Values are in the table and on hover; only undefined ones are written.
+                text=["n/a" if not np.isfinite(v) else "" for v in values],
                 textposition="outside",
                 hovertemplate=f"{theme.method_label(method)}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
             )

@@ -189,3 +189,17 @@ def evaluation_table(evaluation: dict) -> pd.DataFrame:
     table = pd.DataFrame(evaluation.get("table", {}), dtype=float)
     first = [m for m in (*METRICS, "mean_of_six") if m in table.index]
     return table.loc[first + [m for m in table.index if m not in first]]
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def umap_figure(key: RunKey, resolution: float, by: str, gene: str | None, point_size: int):
+    """The UMAP figure and its trace rows (see ``figures.umap_figure``), built once per view.
+
+    Shared between sessions: ``st.plotly_chart`` copies a figure before sending it, and
+    the pages never change it.
+    """
+    from pages.ui import figures
+
+    data = embedding(key)
+    highlight = np.flatnonzero(data.obs["gene"].astype(str).to_numpy() == gene) if gene else []
+    return figures.umap_figure(data, labels(key, resolution), by, highlight, point_size)

@@ -98,6 +98,15 @@ def count_colors(maximum: int) -> dict[str, str]:
     return {str(i + 1): colors[i] for i in range(maximum)}
 
 
+#: Edges by how many datasets support them: grey for one, then warm and darker with support.
+SUPPORT = ("#AAB7C4", "#F2A541", "#E4572E", "#A4243B", "#6A1B4D", "#3B0F3F", "#1B0A2A", "#000000")
+
+
+def support_colors(maximum: int) -> dict[str, str]:
+    """Colours for "supported by n datasets", n = 1..maximum (the last colour repeats)."""
+    return {str(n): SUPPORT[min(n, len(SUPPORT)) - 1] for n in range(1, max(int(maximum), 1) + 1)}
+
+
 def method_color(method: str) -> str:
     """A method's colour; an unknown method gets a fixed one from its name (crc32, not hash())."""
     return METHOD_COLORS.get(method, QUALITATIVE[zlib.crc32(method.encode()) % len(QUALITATIVE)])
