@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -110,12 +111,20 @@ def shared_gene(embedding) -> str:
 def test_every_page_without_a_run_says_to_train_first(tmp_path, monkeypatch):
     ws = Workspace.open(tmp_path / "ws")
     ws.update_info(demo={"kind": "none"})
+    # A run still training (its process, this one, is alive) is not offered yet.
+    training = ws.runs_dir / "busy"
+    training.mkdir(parents=True)
+    (training / "config.json").write_text(json.dumps({"name": "busy", "datasets": []}))
+    status = {"state": "running", "pid": os.getpid(), "epoch": 3, "epochs": 60}
+    (training / "status.json").write_text(json.dumps(status))
     monkeypatch.setenv("MUSEGNN_WORKSPACE", str(ws.root))
     at = app()
     for page in PAGES:
         goto(at, page)
         assert [t.value for t in at.title] == [page]
         assert "No trained run yet" in texts(at.info)
+        assert "Run busy is training (epoch 3 of 60)" in texts(at.caption)
+        assert "Go to Train" in [link.value for link in at.page_link]
         assert not at.error
 
 

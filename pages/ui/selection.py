@@ -255,12 +255,19 @@ def run_label(run: Run) -> str:
     return f"{run.name} · {train.get('preset', '?')}, {train.get('epochs', '?')} epochs, {n} datasets · {created}"
 
 
-def no_run_message() -> None:
+def no_run_message(ws: Workspace) -> None:
     st.info(
         "No trained run yet: the explore pages need a completed training run with an "
         "embedding. Train one on the **Train** page (or with `python -m musegnn_core train`).",
         icon=":material/model_training:",
     )
+    running = [r for r in list_runs(ws) if r.status().get("state") == "running"]
+    for run in running:
+        status = run.status()
+        st.caption(
+            f"Run {safe_text(run.name)} is training (epoch {status.get('epoch', '?')} of "
+            f"{status.get('epochs', '?')}); it appears here when it completes."
+        )
     if train_page_exists():
         st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:")
 
@@ -316,7 +323,7 @@ def explore(ws: Workspace) -> Explore | None:
     runs = usable_runs(ws)
     if not runs:
         show_warnings()
-        no_run_message()
+        no_run_message(ws)
         return None
     names = [r.name for r in runs]
     if selection["run"] not in names:
