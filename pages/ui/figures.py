@@ -107,7 +107,6 @@ def umap_figure(
     fig.update_layout(
         **theme.base_layout(
             height=height,
-            dragmode="lasso",
             legend={"title": {"text": COLOR_OPTIONS[by]}, "itemsizing": "constant"},
         )
     )
