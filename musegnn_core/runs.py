@@ -12,7 +12,9 @@
                STOP              present while a stop has been requested
 
 A process killed without warning (``kill -9``) cannot update ``status.json``; readers
-therefore trust a ``running`` state only while its pid is alive.
+therefore trust a ``running`` state only while its pid is alive and is still the same
+process (its start time, recorded beside the pid, tells a recycled pid apart, e.g.
+after the machine restarted).
 """
 
 from __future__ import annotations
@@ -56,6 +58,28 @@ def pid_alive(pid: int | None) -> bool:
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
     return True
+
+
+def process_start(pid: int | None) -> str | None:
+    """Boot id and kernel start time of ``pid`` (Linux); None where unknown.
+
+    Two processes with the same pid never share both, so this names one process across
+    pid reuse and reboots.
+    """
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"
+    except (OSError, ValueError, TypeError, IndexError):
+        return None
+
+
+def same_process_alive(pid: int | None, start: str | None) -> bool:
+    """Whether ``pid`` is alive and, when its recorded ``start`` is known, the same process."""
+    if not pid_alive(pid):
+        return False
+    current = process_start(pid) if start else None
+    return current is None or current == start
 
 
 @dataclass
@@ -112,7 +136,9 @@ class Run:
     def status(self) -> dict:
         """The status with the true state: a 'running' run whose process died is 'stopped'."""
         status = self.raw_status()
-        if status.get("state") == "running" and not pid_alive(status.get("pid")):
+        if status.get("state") == "running" and not same_process_alive(
+            status.get("pid"), status.get("pid_start")
+        ):
             status = {
                 **status,
                 "state": "stopped",
@@ -122,6 +148,8 @@ class Run:
         return status
 
     def write_status(self, **fields) -> dict:
+        if fields.get("pid") and "pid_start" not in fields:
+            fields["pid_start"] = process_start(fields["pid"])
         status = {**self.raw_status(), **fields, "updated_at": now_iso()}
         atomic_write_json(self.status_path, status)
         return status

@@ -94,20 +94,35 @@ def remove_stale_temporaries(
 ) -> int:
     """Delete leftovers of writes interrupted by a crash. Returns how many were removed.
 
-    Only files not modified for ``older_than`` seconds go: another process (a training
-    writing its checkpoint, an upload being staged) may be writing a fresh one right now,
-    and removing it would make that write fail.
+    Temporary files and temporary folders (an upload's staging folder, the demo's
+    scratch folder) go once nothing in them was modified for ``older_than`` seconds:
+    another process (a training writing its checkpoint, an upload being staged) may be
+    writing a fresh one right now, and removing it would make that write fail.
     """
+    import shutil
     import time
 
     cutoff = time.time() - older_than
     removed = 0
-    for path in Path(folder).rglob(f"{TMP_PREFIX}*"):
+    for path in sorted(Path(folder).rglob(f"{TMP_PREFIX}*")):
         with contextlib.suppress(OSError):
+            if path.is_symlink() or not path.exists():
+                continue
             if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed += 1
+            elif path.is_dir() and _newest_mtime(path) < cutoff:
+                shutil.rmtree(path)
+                removed += 1
     return removed
+
+
+def _newest_mtime(folder: Path) -> float:
+    newest = folder.stat().st_mtime
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            newest = max(newest, path.lstat().st_mtime)
+    return newest
 
 
 @contextlib.contextmanager
