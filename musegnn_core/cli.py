@@ -277,6 +277,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--correction", choices=("raw", "bh"), help="multiple testing of edges")
     parser.add_argument("--decoder", choices=("mlp", "inner"), help="edge decoder")
     parser.add_argument(
+        "--similarity",
+        dest="similarity_normalisation",
+        choices=("count", "weight"),
+        help="similarity loss: count (reference mean) or weight (weighted mean cosine)",
+    )
+    parser.add_argument(
         "--leiden-resolution", type=float, help="resolution of the Leiden clusters (default 1)"
     )
 
@@ -295,6 +301,7 @@ TRAIN_SETTING_OPTIONS = (
     "selection",
     "correction",
     "decoder",
+    "similarity_normalisation",
 )
 
 

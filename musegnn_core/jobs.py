@@ -63,6 +63,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "selection": ("graph", "str"),
     "correction": ("graph", "str"),
     "decoder": ("model", "str"),
+    "similarity_normalisation": ("model", "str"),
 }
 MAX_LEIDEN_RESOLUTION = 50.0
 MAX_SEED = 2**32 - 1
@@ -236,6 +237,8 @@ def train_command(
         s["correction"],
         "--decoder",
         s["decoder"],
+        "--similarity",
+        s["similarity_normalisation"],
     ]
 
 

@@ -83,7 +83,7 @@ PRESETS: dict[str, TrainConfig] = {
         lr_encoder=1e-3,
         lr_decoder=1e-3,
         checkpoint_every=10,
-        model=ModelConfig(decoder="mlp"),
+        model=ModelConfig(decoder="inner", similarity_normalisation="weight"),
         graph=GraphConfig(selection="shared", max_neighbours=50),
     ),
 }

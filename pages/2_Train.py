@@ -17,7 +17,7 @@ from musegnn_core.jobs import (
     start_training,
     training_status,
 )
-from musegnn_core.model.config import DECODERS
+from musegnn_core.model.config import DECODERS, SIMILARITY_NORMALISATIONS
 from musegnn_core.train import PRESETS
 from musegnn_core.workspace import Workspace
 from pages.ui.common import (
@@ -253,9 +253,20 @@ with st.expander("Advanced settings (defaults: the chosen preset)"):
         key=SETTING_KEYS["decoder"],
         format_func={"mlp": "MLP on z zᵀ (reference)", "inner": "inner product"}.get,
     )
-    d1, d2, _ = st.columns(3)
+    d1, d2, d3 = st.columns(3)
     d1.number_input("Seed", key=SETTING_KEYS["seed"], step=1)
     d2.number_input("Leiden resolution", key=SETTING_KEYS["leiden_resolution"], step=0.1)
+    d3.selectbox(
+        "Similarity loss",
+        SIMILARITY_NORMALISATIONS,
+        key=SETTING_KEYS["similarity_normalisation"],
+        format_func={
+            "count": "mean over shared genes (reference)",
+            "weight": "weighted mean cosine",
+        }.get,
+        help="How the Jaccard-weighted cosine of shared genes is averaged; see README, "
+        "Training presets.",
+    )
     st.button(
         "Reset to the preset's values",
         key="train-reset",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..errors import ValidationError
 
 DECODERS = ("mlp", "inner")
+SIMILARITY_NORMALISATIONS = ("count", "weight")
 SHARES = ("group", "global")
 
 
@@ -62,7 +63,7 @@ class ModelConfig:
             _positive_int(name, getattr(self, name))
         if self.decoder not in DECODERS:
             raise ValidationError(f"decoder must be one of {DECODERS}, not {self.decoder!r}.")
-        if self.similarity_normalisation not in ("count", "weight"):
+        if self.similarity_normalisation not in SIMILARITY_NORMALISATIONS:
             raise ValidationError(
                 "similarity_normalisation must be 'count' (reference) or 'weight', not "
                 f"{self.similarity_normalisation!r}."

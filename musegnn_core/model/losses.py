@@ -12,9 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .config import SIMILARITY_NORMALISATIONS
 from .pairs import PairStats
-
-SIMILARITY_NORMALISATIONS = ("count", "weight")
 
 
 def _zero(*tensors: torch.Tensor) -> torch.Tensor:
