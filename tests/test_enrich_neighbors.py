@@ -37,6 +37,9 @@ def test_enrichment_matches_hypergeometric():
     ) == {"G0", "G1", "G2", "G3"}
     with pytest.raises(ValidationError, match="None of the selected genes"):
         enrich_genes(["X"], sets, background)
+    # a selection that no set touches: an empty table with the usual columns
+    empty = enrich_genes(["G25", "G26"], sets, background)
+    assert empty.empty and "adjusted_p_value" in empty.columns
 
 
 def make_embedding():

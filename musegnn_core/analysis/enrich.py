@@ -58,7 +58,8 @@ def enrich_genes(
         cutoff=1.0,
         no_plot=True,
     ).results
-    if result is None or result.empty:
+    # gseapy gives an empty list, not a frame, when no set overlaps the selection.
+    if not isinstance(result, pd.DataFrame) or result.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     overlap = result["Overlap"].str.split("/", expand=True).astype(int)
     frame = pd.DataFrame(
