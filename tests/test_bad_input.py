@@ -41,7 +41,7 @@ from tests.factories import make_counts, write_10x_h5, write_10x_mtx, write_h5ad
 
 
 # ------------------------------------------------------------------ helpers
-def snapshot(root: Path) -> dict[str, str]:
+def snapshot(root: Path, folders: bool = True) -> dict[str, str]:
     """Every path under ``root`` with a hash of its bytes (folders as 'dir').
 
     Empty ``*.lock`` files are left out: they are advisory locks (created by the first
@@ -51,7 +51,8 @@ def snapshot(root: Path) -> dict[str, str]:
     for path in sorted(Path(root).rglob("*")):
         key = str(path.relative_to(root))
         if path.is_dir():
-            out[key] = "dir"
+            if folders:
+                out[key] = "dir"
         elif path.name.endswith(".lock") and path.stat().st_size == 0:
             continue
         else:
@@ -574,3 +575,49 @@ def test_sample_through_python_m(data_ws, analysis_ws, bad_inputs, gmt_files):
         assert "Traceback" not in err, err
     for root, files in before.items():
         assert snapshot(root) == files
+
+
+# ------------------------------------------------------------------ pipes and devices
+@pytest.mark.timeout(120)
+def test_pipes_and_devices_are_refused_without_waiting(data_ws, tmp_path, bad_inputs):
+    """A FIFO or a device would block a reader forever; they are refused at once."""
+    fifo = tmp_path / "stream.csv"
+    os.mkfifo(fifo)
+    assert_refused(data_ws.root, ["import", fifo, "-w", data_ws.root], "not a regular file")
+    assert_refused(data_ws.root, ["import", "/dev/zero", "-w", data_ws.root], "regular file")
+    folder = write_10x_mtx(make_counts(), tmp_path / "tenx", "v2")
+    (folder / "matrix.mtx").unlink()
+    os.mkfifo(folder / "matrix.mtx")
+    assert_refused(data_ws.root, ["import", folder, "-w", data_ws.root], "not a regular file")
+    coords = tmp_path / "coords.csv"
+    os.mkfifo(coords)
+    args = ["import", bad_inputs["good"], "-w", data_ws.root, "--coordinates", coords]
+    assert_refused(data_ws.root, [*args, "--name", "xy"], "not a regular file")
+
+
+# ------------------------------------------------------------------ gene-set uploads
+@pytest.mark.parametrize("case", sorted(GMT_FILES))
+def test_malformed_gmt_upload_changes_nothing(case, tmp_path):
+    """The Enrichment page's library upload checks the file before keeping it."""
+    from musegnn_core.analysis.libraries import save_uploaded_library
+    from musegnn_core.errors import InputFileError
+
+    ws = Workspace.open(tmp_path / "ws")
+    before = snapshot(ws.root, folders=False)  # the library folder may be created empty
+    with pytest.raises(InputFileError, match=GMT_MESSAGES[case]):
+        save_uploaded_library(ws, "mine.gmt", GMT_FILES[case])
+    assert snapshot(ws.root, folders=False) == before
+
+
+def test_gmt_upload_wrong_type_or_too_large(tmp_path, monkeypatch):
+    import musegnn_core.analysis.libraries as libraries
+    from musegnn_core.errors import InputFileError
+
+    ws = Workspace.open(tmp_path / "ws")
+    before = snapshot(ws.root, folders=False)
+    with pytest.raises(InputFileError, match=r"not a \.gmt file"):
+        libraries.save_uploaded_library(ws, "sets.pkl", pickle.dumps({"a": ["b"]}))
+    monkeypatch.setattr(libraries, "MAX_LIBRARY_BYTES", 10)
+    with pytest.raises(InputFileError, match="larger than"):
+        libraries.save_uploaded_library(ws, "big.gmt", b"SET\tdesc\tGENE1\tGENE2\n")
+    assert snapshot(ws.root, folders=False) == before

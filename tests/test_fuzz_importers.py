@@ -40,9 +40,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import musegnn_core.data.hdf5_probe as hdf5_probe
+from musegnn_core.analysis.genesets import read_gmt
 from musegnn_core.data.importer import ImportOptions, import_datasets
 from musegnn_core.data.validate import ImportLimits
-from musegnn_core.errors import MuseGNNError
+from musegnn_core.errors import InputFileError, MuseGNNError
 from musegnn_core.workspace import Workspace
 from tests.conftest import requires_shared_data
 from tests.factories import make_counts, write_10x_h5, write_10x_mtx, write_h5ad, write_table
@@ -303,6 +304,39 @@ def test_generated_h5ad(ws, tmp_path, generated):
         np.testing.assert_array_equal(
             stored.X.toarray(), np.asarray(adata.X.todense() if sp.issparse(adata.X) else adata.X)
         )
+
+
+GMT_FIELD = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12
+) | st.sampled_from(["", " ", "GENE,1.0", "\u00a0", "\r"])
+
+
+@st.composite
+def gmt_bytes(draw):
+    """Raw bytes, or text lines of fields joined by tabs (sometimes other separators)."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=400))
+    lines = draw(st.lists(st.lists(GMT_FIELD, max_size=8), max_size=12))
+    sep = draw(st.sampled_from(["\t", "\t", " ", ","]))
+    text = draw(st.sampled_from(["\n", "\r\n", "\r"])).join(sep.join(f) for f in lines)
+    return text.encode(draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16"])), "replace")
+
+
+@settings(FUZZ_SETTINGS, max_examples=300)
+@given(data=gmt_bytes())
+def test_generated_gmt_files(tmp_path, data):
+    """A GMT file gives named, non-empty gene sets, or one readable InputFileError."""
+    path = tmp_path / "library.gmt"
+    path.write_bytes(data)
+    try:
+        sets = read_gmt(path)
+    except InputFileError as exc:
+        assert str(exc).strip() and "Traceback" not in str(exc)
+        return
+    assert sets and all(name.strip() for name in sets)
+    for genes in sets.values():
+        assert genes and all(g.strip() and "\t" not in g for g in genes)
+        assert len(genes) == len(set(genes))
 
 
 # ------------------------------------------------------------ mutation run

@@ -83,6 +83,8 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path} does not exist.")
+    if not path.is_dir():
+        _require_regular(path)
     if path.is_dir():
         if _find_10x_folder(path) is None:
             raise InputFileError(
@@ -113,6 +115,14 @@ def detect_format(path: str | Path) -> str:
         f"Cannot tell the format of {path.name}: use .h5ad, .h5 (10x), a 10x folder, "
         "or a .csv/.tsv count table."
     )
+
+
+def _require_regular(path: Path) -> None:
+    """Refuse pipes, sockets and devices: reading ``/dev/stdin`` or a FIFO would wait forever."""
+    if not path.is_file():
+        raise InputFileError(
+            f"{path.name} is not a regular file (a pipe, socket or device); give a file or folder."
+        )
 
 
 def _reason(exc: Exception) -> str:
@@ -293,6 +303,8 @@ def read_10x_mtx(path: str | Path) -> ReadResult:
     ]
     if matrix_path is None or missing:
         raise InputFileError(f"The 10x folder {folder} lacks {', '.join(missing) or 'matrix.mtx'}.")
+    for part in (matrix_path, features_path, barcodes_path):
+        _require_regular(part)
     try:
         with (
             gzip.open(matrix_path, "rb")
@@ -443,6 +455,8 @@ def read_count_table(path: str | Path, orientation: str = "auto") -> ReadResult:
 def read_coordinates(path: str | Path, cell_names: pd.Index) -> np.ndarray:
     """Spot coordinates from a CSV/TSV: first column = cell/spot name, then x and y."""
     path = Path(path)
+    if path.exists():
+        _require_regular(path)
     sep = "," if ".csv" in path.name.lower() else "\t"
     try:
         table = pd.read_csv(path, sep=sep, index_col=0)
