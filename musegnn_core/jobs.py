@@ -675,6 +675,9 @@ def runs_overview(workspace: Workspace) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if not table.empty:
         table = table.sort_values("Created", ascending=False, kind="stable")
+        # The long list of dataset names last, so the state and scores stay in view.
+        last = ["Message", "Dataset names", "Resumable"]
+        table = table[[c for c in table.columns if c not in last] + last]
     return table.reset_index(drop=True)
 
 
