@@ -7,18 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui import figures, loaders, theme
-from pages.ui.common import page_frame, run_safely, safe_text, simulated_banner, workspace
-from pages.ui.selection import bind, bind_error, explore, resolve_gene, set_selection
+from pages.ui.common import run_safely, safe_text
+from pages.ui.selection import bind, bind_error, explore_page, resolve_gene, set_selection
 
-page_frame("Embedding")
-st.title("Embedding")
-ws = workspace()
-if ws is None:
-    st.stop()
-simulated_banner(ws)
-ctx = explore(ws)
-if ctx is None:
-    st.stop()
+ws, ctx = explore_page("Embedding")
 
 obs = ctx.embedding.obs
 run = ctx.run.name

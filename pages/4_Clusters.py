@@ -9,18 +9,10 @@ from musegnn_core.analysis.clusters import (
     check_resolution,
 )
 from pages.ui import figures, loaders, theme
-from pages.ui.common import page_frame, run_safely, safe_text, simulated_banner, workspace
-from pages.ui.selection import bind, explore, set_selection
+from pages.ui.common import run_safely, safe_text
+from pages.ui.selection import bind, explore_page, set_selection
 
-page_frame("Clusters")
-st.title("Clusters")
-ws = workspace()
-if ws is None:
-    st.stop()
-simulated_banner(ws)
-ctx = explore(ws)
-if ctx is None:
-    st.stop()
+ws, ctx = explore_page("Clusters")
 run = ctx.run.name
 
 st.caption(

@@ -8,18 +8,10 @@ from musegnn_core.analysis.libraries import (
     save_uploaded_library,
 )
 from pages.ui import figures, loaders, theme
-from pages.ui.common import page_frame, run_safely, safe_text, simulated_banner, workspace
-from pages.ui.selection import explore, split_genes
+from pages.ui.common import run_safely, safe_text
+from pages.ui.selection import explore_page, split_genes
 
-page_frame("Enrichment")
-st.title("Enrichment")
-ws = workspace()
-if ws is None:
-    st.stop()
-simulated_banner(ws)
-ctx = explore(ws)
-if ctx is None:
-    st.stop()
+ws, ctx = explore_page("Enrichment")
 run = ctx.run.name
 selection = ctx.selection
 

@@ -4,20 +4,12 @@ import streamlit as st
 
 from musegnn_core.analysis.subgraph import LIMITS
 from pages.ui import figures, loaders, theme
-from pages.ui.common import page_frame, run_safely, safe_text, simulated_banner, workspace
-from pages.ui.selection import bind, bind_error, explore, resolve_gene
+from pages.ui.common import run_safely, safe_text
+from pages.ui.selection import bind, bind_error, explore_page, resolve_gene
 
 MERGED = "__merged__"
 
-page_frame("Co-expression")
-st.title("Co-expression")
-ws = workspace()
-if ws is None:
-    st.stop()
-simulated_banner(ws)
-ctx = explore(ws)
-if ctx is None:
-    st.stop()
+ws, ctx = explore_page("Co-expression")
 run = ctx.run.name
 selection = ctx.selection
 

@@ -8,8 +8,8 @@ from musegnn_core.analysis.evaluate import BASELINES, default_gene_set_paths, ev
 from musegnn_core.analysis.libraries import list_libraries
 from musegnn_core.analysis.metrics import METRIC_LABELS, METRICS
 from pages.ui import figures, loaders, theme
-from pages.ui.common import page_frame, run_safely, safe_text, simulated_banner, workspace
-from pages.ui.selection import explore
+from pages.ui.common import run_safely, safe_text
+from pages.ui.selection import explore_page
 
 MEAN = "mean_of_six"
 MEAN_DEFINED = "mean_of_defined"
@@ -19,15 +19,7 @@ LABELS = {
     MEAN_DEFINED: "Mean of the defined metrics",
 }
 
-page_frame("Benchmark")
-st.title("Benchmark")
-ws = workspace()
-if ws is None:
-    st.stop()
-simulated_banner(ws)
-ctx = explore(ws)
-if ctx is None:
-    st.stop()
+ws, ctx = explore_page("Benchmark")
 run = ctx.run.name
 
 st.caption(

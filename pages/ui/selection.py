@@ -314,6 +314,25 @@ class Explore:
         return loaders.gene_list(self.key)
 
 
+def explore_page(title: str) -> tuple[Workspace, Explore]:
+    """The head of every explore page: frame, title, workspace, banner and the run context.
+
+    Stops the script (after saying why) when there is no workspace or no usable run.
+    """
+    from pages.ui.common import page_frame, simulated_banner, workspace
+
+    page_frame(title)
+    st.title(title)
+    ws = workspace()
+    if ws is None:
+        st.stop()
+    simulated_banner(ws)
+    ctx = explore(ws)
+    if ctx is None:
+        st.stop()
+    return ws, ctx
+
+
 def explore(ws: Workspace) -> Explore | None:
     """Pick the run (sidebar), load it, check the selection against it; None if no run.
 
