@@ -38,7 +38,15 @@ import pandas as pd
 
 from .errors import ValidationError, WorkspaceError
 from .paths import PROJECT_ROOT
-from .runs import Run, check_run_name, list_runs, new_run_name, run_folder
+from .runs import (
+    Run,
+    check_run_name,
+    list_runs,
+    new_run_name,
+    process_start,
+    run_folder,
+    same_process_alive,
+)
 from .storage import atomic_write_json, file_lock, read_json
 from .workspace import Workspace, now_iso
 
@@ -270,22 +278,11 @@ def _update_job(workspace: Workspace, run_name: str, **fields) -> None:
             atomic_write_json(job_record_path(workspace, run_name), {**record, **fields})
 
 
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (Linux), to tell our process from a recycled pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _job_alive(record: dict | None) -> bool:
-    from .runs import pid_alive
-
-    if not record or record.get("returncode") is not None or not pid_alive(record.get("pid")):
+def job_alive(record: dict | None) -> bool:
+    """Whether the job's process is still running (and is the process the job started)."""
+    if not record or record.get("returncode") is not None:
         return False
-    started = record.get("process_start")
-    return started is None or _process_start(record["pid"]) in (None, started)
+    return same_process_alive(record.get("pid"), record.get("process_start"))
 
 
 def _all_jobs(workspace: Workspace) -> list[dict]:
@@ -301,7 +298,7 @@ def running_training(workspace: Workspace) -> str | None:
     """
     for record in _all_jobs(workspace):
         # A process that has just written its final state may take a moment to exit.
-        if _job_alive(record) and training_status(workspace, record["run"])["state"] in (
+        if job_alive(record) and training_status(workspace, record["run"])["state"] in (
             "starting",
             "running",
         ):
@@ -363,7 +360,7 @@ def _spawn(workspace: Workspace, run_name: str, argv: list[str], kind: str) -> N
             "run": run_name,
             "kind": kind,
             "pid": process.pid,
-            "process_start": _process_start(process.pid),
+            "process_start": process_start(process.pid),
             "command": argv,
             "started_at": started,
             "log": str(log_path),
@@ -471,7 +468,7 @@ def cancel_training(workspace: Workspace, run_name: str) -> str:
             run_folder(workspace, run_name).request_stop()
             return f"Stopping run {run_name} after the current epoch."
         record = read_job(workspace, run_name)
-        if status["state"] == "starting" and _job_alive(record):
+        if status["state"] == "starting" and job_alive(record):
             atomic_write_json(
                 job_record_path(workspace, run_name),
                 {**record, "cancelled_at": now_iso()},
@@ -528,7 +525,7 @@ def training_status(workspace: Workspace, run_name: str) -> dict:
     run = run_folder(workspace, run_name)
     record = read_job(workspace, run_name)
     status = run.status() if run.status_path.exists() else {}
-    alive = _job_alive(record)
+    alive = job_alive(record)
     # Did the latest job get as far as the training loop (which stamps started_at)?
     reached_loop = bool(status) and (
         record is None or status.get("started_at", "") >= record.get("started_at", "")

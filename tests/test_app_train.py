@@ -48,7 +48,7 @@ def trained_ws(trained_sim_workspace, monkeypatch):
     yield ws
     for path in jobs.jobs_dir(ws).glob("*.json"):  # processes this test started
         record = json.loads(path.read_text())
-        if jobs._job_alive(record):
+        if jobs.job_alive(record):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(record["pid"], signal.SIGTERM)
 

@@ -244,3 +244,13 @@ def test_a_training_that_fails_in_the_background_shows_why(tmp_path):
     assert f"error: {status['error']}" in jobs.read_log(ws, name)
     row = jobs.runs_overview(ws).set_index("Run").loc[name]
     assert row["State"] == "failed" and row["Message"] == status["error"]
+
+
+def test_a_recycled_pid_is_not_taken_for_the_job():
+    from musegnn_core.runs import process_start
+
+    me = {"pid": os.getpid(), "process_start": process_start(os.getpid()), "returncode": None}
+    assert jobs.job_alive(me)
+    assert not jobs.job_alive({**me, "process_start": "another-boot:12345"})
+    assert not jobs.job_alive({**me, "returncode": 0})
+    assert not jobs.job_alive(None)
