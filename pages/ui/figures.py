@@ -242,6 +242,20 @@ def enrichment_bars(result: pd.DataFrame, top: int = 15) -> go.Figure:
     return fig
 
 
+def _edge_hover(mids: np.ndarray, group: str, columns: list, details: str) -> go.Scatter:
+    """Invisible markers at edge midpoints: plotly lines cannot carry a hover per segment."""
+    return go.Scatter(
+        x=mids[:, 0],
+        y=mids[:, 1],
+        mode="markers",
+        marker={"size": 8, "color": "rgba(0,0,0,0)"},
+        legendgroup=group,
+        showlegend=False,
+        customdata=np.column_stack(columns),
+        hovertemplate="%{customdata[0]} – %{customdata[1]}<br>" + details + "<extra></extra>",
+    )
+
+
 def _segments(nodes: pd.DataFrame, pairs: pd.DataFrame) -> tuple[list, list, np.ndarray]:
     """Line coordinates (None-separated) and the midpoints of the edges in ``pairs``."""
     where = {g: (x, y) for g, x, y in zip(nodes["gene"], nodes["x"], nodes["y"], strict=True)}
@@ -289,18 +303,11 @@ def network_figure(
                 )
             )
             fig.add_trace(
-                go.Scatter(
-                    x=mids[:, 0],
-                    y=mids[:, 1],
-                    mode="markers",
-                    marker={"size": 8, "color": "rgba(0,0,0,0)"},
-                    legendgroup=name,
-                    showlegend=False,
-                    customdata=np.column_stack(
-                        [part["source"], part["target"], part["datasets"], part["mean_correlation"]]
-                    ),
-                    hovertemplate="%{customdata[0]} – %{customdata[1]}<br>%{customdata[2]}"
-                    "<br>mean r %{customdata[3]:.2f}<extra></extra>",
+                _edge_hover(
+                    mids,
+                    name,
+                    [part["source"], part["target"], part["datasets"], part["mean_correlation"]],
+                    "%{customdata[2]}<br>mean r %{customdata[3]:.2f}",
                 )
             )
         present = np.ones(len(nodes), dtype=bool)
@@ -324,18 +331,11 @@ def network_figure(
                 )
             )
             fig.add_trace(
-                go.Scatter(
-                    x=mids[:, 0],
-                    y=mids[:, 1],
-                    mode="markers",
-                    marker={"size": 8, "color": "rgba(0,0,0,0)"},
-                    legendgroup=name,
-                    showlegend=False,
-                    customdata=np.column_stack(
-                        [part["source"], part["target"], part["correlation"]]
-                    ),
-                    hovertemplate="%{customdata[0]} – %{customdata[1]}<br>r %{customdata[2]:.2f}"
-                    "<extra></extra>",
+                _edge_hover(
+                    mids,
+                    name,
+                    [part["source"], part["target"], part["correlation"]],
+                    "r %{customdata[2]:.2f}",
                 )
             )
         present = np.array([view in str(d).split(", ") for d in nodes["datasets"]], dtype=bool)
