@@ -189,7 +189,14 @@ class Workspace:
 
     def load_dataset(self, name: str) -> ad.AnnData:
         self.dataset(name)
-        return ad.read_h5ad(self.dataset_path(name))
+        path = self.dataset_path(name)
+        try:
+            return ad.read_h5ad(path)
+        except (OSError, KeyError, ValueError) as exc:  # h5py/anndata on a damaged file
+            raise WorkspaceError(
+                f"The stored dataset {name!r} ({path}) cannot be read ({exc}); the file is "
+                "damaged: delete the dataset and import it again."
+            ) from exc
 
     # -- changes --------------------------------------------------------------
     def add_datasets(self, items: list[tuple[ad.AnnData, DatasetMeta]]) -> list[DatasetMeta]:

@@ -169,3 +169,14 @@ def test_file_lock_is_exclusive(tmp_path):
             assert second is False
     with file_lock(tmp_path / "l", blocking=False) as again:
         assert again is True
+
+
+def test_a_damaged_stored_dataset_is_named_in_a_clear_error(tmp_path):
+    from musegnn_core.data.demo import fill_demo
+
+    ws = Workspace.open(tmp_path / "ws")
+    fill_demo(ws, prefer_simulated=True)
+    name = ws.dataset_names()[0]
+    ws.dataset_path(name).write_bytes(b"not hdf5" * 64)
+    with pytest.raises(WorkspaceError, match=f"stored dataset '{name}'.*import it again"):
+        ws.load_dataset(name)
