@@ -291,7 +291,7 @@ def test_generated_10x_folders(ws, tmp_path, files):
     import_once(ws, folder, limits=SMALL, species="human")
 
 
-@settings(FUZZ_SETTINGS, max_examples=25)
+@settings(FUZZ_SETTINGS, max_examples=15)
 @given(generated=anndatas())
 def test_generated_h5ad(ws, tmp_path, generated):
     adata, clean = generated
@@ -415,7 +415,7 @@ def test_mutated_factory_files(ws, tmp_path):
     seeds = factory_seeds(tmp_path / "seeds")
     for source in seeds.values():  # the undamaged seeds import
         assert import_once(ws, source, species="human") == "imported"
-    outcomes = mutation_run(ws, seeds, tmp_path, n_cases=60, seed=1)
+    outcomes = mutation_run(ws, seeds, tmp_path, n_cases=40, seed=1)
     refused = sum(o == "refused" for _, _, o in outcomes)
     print(f"{len(outcomes)} mutated factory files: {refused} refused, the rest imported")
     assert refused >= len(outcomes) // 2  # damage is mostly detected, not silently accepted
@@ -463,7 +463,7 @@ def test_mutated_real_files(ws, tmp_path, shared_data):
     seeds = real_seeds(shared_data, tmp_path / "seeds")
     for source in seeds.values():
         assert import_once(ws, source, species="human") == "imported"
-    outcomes = mutation_run(ws, seeds, tmp_path, n_cases=50, seed=2)
+    outcomes = mutation_run(ws, seeds, tmp_path, n_cases=30, seed=2)
     refused = sum(o == "refused" for _, _, o in outcomes)
     print(f"{len(outcomes)} mutated real files: {refused} refused, the rest imported")
     assert refused >= len(outcomes) // 2
