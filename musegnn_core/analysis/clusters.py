@@ -106,7 +106,12 @@ def run_clustering(
 def _obs(embedding: ad.AnnData, labels: pd.Series) -> pd.DataFrame:
     if len(labels) != embedding.n_obs:
         raise ValidationError("Cluster labels do not match the embedding's rows.")
-    obs = embedding.obs[["gene", *COMPOSITION_KEYS]].astype(str).copy()
+    if "gene" not in embedding.obs or "dataset" not in embedding.obs:
+        raise ValidationError("The embedding lacks its gene and dataset columns.")
+    obs = pd.DataFrame(index=embedding.obs_names)
+    for column in ("gene", *COMPOSITION_KEYS):  # older or foreign tables may lack some
+        values = embedding.obs.get(column, "unknown")
+        obs[column] = pd.Series(values, index=embedding.obs_names).astype(str)
     obs["cluster"] = np.asarray(labels, dtype=str)
     return obs
 
