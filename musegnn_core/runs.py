@@ -52,11 +52,13 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie (finished, not yet reaped) is not training any more.
+    # A zombie (finished, not yet reaped) is not training any more. But a killed process
+    # shows its main thread as a zombie while its other threads are still exiting, and
+    # until the last one is gone its files (and the training lock) are still held.
     with contextlib.suppress(OSError):
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
+            return len(os.listdir(f"/proc/{pid}/task")) > 1
     return True
 
 

@@ -7,8 +7,8 @@
 - A reader process parsing catalog.json, workspace.json and status.json as fast as it can
   while a writer process imports, deletes and reports progress: it never sees a partial
   file (and the same reader does catch a naive writer, so the check has teeth).
-- Several processes importing different datasets at the same instant all end up in the
-  catalog; two importing the same name: one wins, the other is told, nothing is torn.
+- Processes importing at the same instant: different datasets all end up in the catalog;
+  of two importing the same name, one wins, the other is told, nothing is torn.
 - Two processes building the same graphs at once both succeed with one complete graph.
 """
 
@@ -286,35 +286,25 @@ def import_at_once(ws: Workspace, tmp_path: Path, jobs_: list[tuple[str, Path]])
     return results
 
 
-def test_concurrent_imports_all_land_in_the_catalog(tmp_path):
+def test_concurrent_imports(tmp_path):
+    """Released together: three different datasets all land; of two 'same', one wins."""
     ws = Workspace.open(tmp_path / "ws")
     files = [
-        (f"set{i}", write_h5ad(make_counts(n_cells=30 + i, seed=i), tmp_path / f"s{i}.h5ad"))
-        for i in range(4)
+        (name, write_h5ad(make_counts(n_cells=30 + i, seed=i), tmp_path / f"s{i}.h5ad"))
+        for i, name in enumerate(["set0", "set1", "set2", "same", "same"])
     ]
     results = import_at_once(ws, tmp_path, files)
-    assert all(code == 0 for code, _ in results), results
-    assert sorted(ws.dataset_names()) == [f"set{i}" for i in range(4)]
-    for i in range(4):
+    assert [code for code, _ in results[:3]] == [0, 0, 0], results
+    assert sorted(code for code, _ in results[3:]) == [0, 2], results
+    [message] = [err for code, err in results[3:] if code == 2]
+    assert "already exists" in message and "Traceback" not in message
+    assert sorted(ws.dataset_names()) == ["same", "set0", "set1", "set2"]
+    for meta in ws.datasets():  # every file is whole and matches its catalog entry
+        assert ad.read_h5ad(ws.dataset_path(meta.name)).n_obs == meta.n_cells
+    for i in range(3):
         assert ws.dataset(f"set{i}").n_cells == 30 + i
-        assert ad.read_h5ad(ws.dataset_path(f"set{i}")).n_obs == 30 + i
     rows = (ws.root / "catalog.csv").read_text().splitlines()[1:]
     assert sorted(r.split(",")[0] for r in rows) == sorted(ws.dataset_names())
-
-
-def test_concurrent_imports_of_one_name(tmp_path):
-    ws = Workspace.open(tmp_path / "ws")
-    files = [
-        ("same", write_h5ad(make_counts(n_cells=30 + i, seed=i), tmp_path / f"s{i}.h5ad"))
-        for i in range(2)
-    ]
-    results = import_at_once(ws, tmp_path, files)
-    codes = sorted(code for code, _ in results)
-    assert codes == [0, 2], results
-    [message] = [err for code, err in results if code == 2]
-    assert "already exists" in message and "Traceback" not in message
-    [meta] = ws.datasets()
-    assert ad.read_h5ad(ws.dataset_path("same")).n_obs == meta.n_cells  # file matches entry
 
 
 @pytest.mark.slow
