@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import os
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -99,7 +100,7 @@ def array(value) -> np.ndarray:
 
 def texts(elements) -> str:
     """The text of messages as a reader sees it (the pages escape names for markdown)."""
-    return html.unescape("\n".join(e.value for e in elements)).replace("\\_", "_")
+    return re.sub(r"\\(.)", r"\1", html.unescape("\n".join(e.value for e in elements)))
 
 
 def shared_gene(embedding) -> str:

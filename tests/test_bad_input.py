@@ -496,11 +496,6 @@ def test_out_of_range_parameters(case, analysis_ws, good_gmt):
     assert_refused(analysis_ws, [args[0], "-w", analysis_ws, *args[1:]], expect)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="evaluate does not check --seed: numpy raises ValueError (a traceback) for a "
-    "negative seed; needs a range check in cli.run_evaluate or analysis.evaluate.evaluate_run",
-)
 def test_evaluate_negative_seed(analysis_ws):
     args = ["evaluate", "-w", analysis_ws, "--run", "r", "--baselines", "random"]
     assert_refused(analysis_ws, [*args, "--seed", "-1"], "seed")

@@ -208,12 +208,6 @@ def test_safe_text_escapes_html_and_emphasis():
     assert not unescaped(shown, "*_`")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pages/ui/common.safe_text escapes HTML and emphasis but not '[', ']', '(', ')', "
-    "'!', so text from a file or a shared link (e.g. the Explore pages' 'gene is not a gene "
-    "symbol' warning repeats the link's text) renders as a markdown link or remote image",
-)
 @pytest.mark.parametrize(
     "text",
     ["[Sign in again](https://evil.example)", "![x](https://evil.example/p.png)", ":red[alarm]"],

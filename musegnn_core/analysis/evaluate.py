@@ -81,6 +81,8 @@ def evaluate_run(
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Score the run and each baseline; write ``evaluation.json``/``.csv`` into the run."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValidationError(f"seed must be a whole number from 0 to 2**32 - 1, not {seed!r}.")
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
         raise ValidationError(

@@ -477,7 +477,10 @@ def build_graphs(
             source = prepared.get(meta.name) or workspace.load_dataset(meta.name)
             graph = build_graph(source, meta, config, table_path, partner_counts)
             with file_lock(workspace.graphs_dir / f".{meta.name}.lock"):
-                shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier attempt
+                # An earlier attempt or a forced rebuild: drop the validity marker first, so
+                # an interruption while deleting never leaves graph.json beside missing data.
+                (folder / "graph.json").unlink(missing_ok=True)
+                shutil.rmtree(folder, ignore_errors=True)
                 save_graph(
                     folder,
                     graph,

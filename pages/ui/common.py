@@ -130,7 +130,12 @@ def graphs_frame(ws: Workspace) -> pd.DataFrame:
 
 def safe_text(text: str) -> str:
     """Escape user-supplied text (file and dataset names) before it goes into markdown."""
-    return html.escape(str(text)).replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+    escaped = str(text).replace("\\", "\\\\")
+    # Markdown emphasis, code, links, images and Streamlit's :colour[...] directives;
+    # before html.escape, whose entities (&#x27;) must stay intact.
+    for char in "*_`[]()!:~#|":
+        escaped = escaped.replace(char, "\\" + char)
+    return html.escape(escaped)
 
 
 def flash(message: str) -> None:
