@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -70,7 +72,8 @@ def chart_titles(at: AppTest) -> list[str]:
 
 
 def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+    """Element texts as a reader sees them: markdown escapes and HTML entities undone."""
+    return [re.sub(r"\\(.)", r"\1", html.unescape(e.value)) for e in elements]
 
 
 def rerun_until(at: AppTest, check, timeout: float = TIMEOUT) -> AppTest:
