@@ -43,6 +43,8 @@ from tests.factories import make_counts, write_h5ad
 DATASETS = ["sim_scrna_human_blood_a", "sim_scrna_human_blood_b"]
 GRAPHS = GraphConfig(n_genes=150, selection="shared", max_neighbours=30)
 TIMEOUT = 300  # seconds for one child; the 2-core test machine is often shared
+#: Children train tiny graphs: one thread each, so that they do not spin against each other.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 CHILD = r"""
 import io, os, signal, sys
@@ -126,6 +128,7 @@ def untouched_parts(root: Path) -> dict[str, dict[str, str]]:
 def start_child(root: Path, run: str, fault: str, epochs: int, every: int) -> subprocess.Popen:
     env = {
         **os.environ,
+        **ONE_THREAD,
         "PYTHONPATH": str(PROJECT_ROOT),
         "WS": str(root),
         "RUN": run,
@@ -185,7 +188,7 @@ def ws(trained_sim_workspace) -> Workspace:
         ("embedding", 6, 3, 6),  # all epochs done, final checkpoint written
     ],
 )
-def test_training_killed_at_a_write(ws, fault, epochs, every, checkpoint_epoch):
+def test_training_killed_at_a_write(ws, fault, epochs, every, checkpoint_epoch, one_torch_thread):
     before = untouched_parts(ws.root)
     finish(start_child(ws.root, "k", fault, epochs, every))
     status = assert_reads_as_stopped(ws, "k")
@@ -205,12 +208,14 @@ def test_training_killed_at_a_write(ws, fault, epochs, every, checkpoint_epoch):
 
 
 @pytest.mark.slow
-def test_app_training_killed_from_outside(ws):
+def test_app_training_killed_from_outside(ws, one_torch_thread, monkeypatch):
     """A training started as the app starts it (a detached job), killed -9 from outside.
 
     The kill comes at whatever instant the first checkpoint has been reported: between
     epochs, inside one, or while a file is written.
     """
+    for name, value in ONE_THREAD.items():  # the job inherits the app's environment
+        monkeypatch.setenv(name, value)
     before = untouched_parts(ws.root)
     overrides = {"epochs": 30, "n_genes": 150, "selection": "shared", "max_neighbours": 30}
     name = jobs.start_training(
@@ -244,7 +249,7 @@ def test_app_training_killed_from_outside(ws):
 
 
 @pytest.mark.slow
-def test_training_killed_while_writing_a_graph(ws):
+def test_training_killed_while_writing_a_graph(ws, one_torch_thread):
     """Killed mid-write of the second graph: no run, no graph that looks complete."""
     before = untouched_parts(ws.root)
     graphs_before = graph_infos(ws)
