@@ -125,12 +125,17 @@ class Run:
     def config(self) -> dict:
         return read_json(self.config_path, {})
 
-    def evaluation(self) -> pd.DataFrame | None:
-        """The saved evaluation (metrics x methods, as ``evaluate`` wrote it), or None."""
+    def evaluation_record(self) -> dict | None:
+        """The saved ``evaluation.json`` (table, rule, timing, ...), or None if absent or invalid."""
         data = read_json(self.evaluation_path, None)
         if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
             return None
-        return pd.DataFrame(data["table"])
+        return data
+
+    def evaluation(self) -> pd.DataFrame | None:
+        """The saved evaluation (metrics x methods, as ``evaluate`` wrote it), or None."""
+        record = self.evaluation_record()
+        return None if record is None else pd.DataFrame(record["table"])
 
     def raw_status(self) -> dict:
         return read_json(self.status_path, {})

@@ -107,7 +107,7 @@ def evaluate_run(
     frame = pd.DataFrame(columns)
     seconds = time.perf_counter() - start
     atomic_write_json(
-        run.root / "evaluation.json",
+        run.evaluation_path,
         {
             "created_at": now_iso(),
             "seconds": round(seconds, 2),

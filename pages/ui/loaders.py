@@ -27,7 +27,6 @@ from musegnn_core.analysis.enrich import enrich_libraries, run_background
 from musegnn_core.analysis.evaluate import load_embedding, run_graphs
 from musegnn_core.analysis.subgraph import CoexpressionSubgraph, coexpression_subgraph
 from musegnn_core.runs import Run, get_run
-from musegnn_core.storage import read_json
 from musegnn_core.workspace import Workspace
 
 #: (workspace root, run name, embeddings file mtime in ns)
@@ -173,8 +172,7 @@ def embedding_h5ad(run: Run) -> bytes:
 
 def evaluation(run: Run) -> dict | None:
     """The run's stored evaluation (``evaluation.json``), or None if it was never evaluated."""
-    data = read_json(run.root / "evaluation.json", None)
-    return data if isinstance(data, dict) and isinstance(data.get("table"), dict) else None
+    return run.evaluation_record()
 
 
 def table_csv(table: pd.DataFrame, index: bool = False) -> bytes:
