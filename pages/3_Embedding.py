@@ -106,13 +106,11 @@ if selection["cluster"] is not None or selection["genes"]:
                 f"{safe_text(', '.join(selection['genes'][:30]))}"
                 + (" ..." if len(selection["genes"]) > 30 else "")
             )
-            st.download_button(
+            loaders.csv_download(
+                pd.DataFrame({"gene": selection["genes"]}),
                 "Download the gene set (CSV)",
-                loaders.table_csv(pd.DataFrame({"gene": selection["genes"]})),
-                file_name=f"{run}-gene-set.csv",
-                mime="text/csv",
-                key="download_gene_set",
-                on_click="ignore",
+                f"{run}-gene-set.csv",
+                "download_gene_set",
             )
         links = st.columns(3)
         links[0].page_link("pages/4_Clusters.py", label="Clusters", icon=":material/hub:")
@@ -135,13 +133,8 @@ if gene:
         if near is not None:
             st.markdown("**Nearest (gene, dataset) rows** by cosine similarity")
             st.dataframe(near, hide_index=True, width="stretch", key="nearest_table")
-            st.download_button(
-                "Download (CSV)",
-                loaders.table_csv(near),
-                file_name=f"{run}-{gene}-nearest.csv",
-                mime="text/csv",
-                key="download_nearest",
-                on_click="ignore",
+            loaders.csv_download(
+                near, "Download (CSV)", f"{run}-{gene}-nearest.csv", "download_nearest"
             )
     with right:
         matrix = run_safely(lambda: loaders.instances(ctx.key, gene), "Gene instances")
@@ -155,13 +148,12 @@ if gene:
             else:
                 st.info(f"{gene} is in one dataset only: there is nothing to compare it with.")
             st.dataframe(matrix, width="stretch", key="instances_table")
-            st.download_button(
+            loaders.csv_download(
+                matrix,
                 "Download the cosine matrix (CSV)",
-                loaders.table_csv(matrix, index=True),
-                file_name=f"{run}-{gene}-instances.csv",
-                mime="text/csv",
-                key="download_instances",
-                on_click="ignore",
+                f"{run}-{gene}-instances.csv",
+                "download_instances",
+                index=True,
             )
 
 st.subheader("Export")

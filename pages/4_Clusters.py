@@ -71,13 +71,11 @@ st.dataframe(
     },
 )
 st.caption("Select a row to open that cluster below (and on the other pages).")
-st.download_button(
+loaders.csv_download(
+    table,
     "Download the clusters table (CSV)",
-    loaders.table_csv(table),
-    file_name=f"{run}-clusters-res{ctx.resolution:g}.csv",
-    mime="text/csv",
-    key="download_clusters",
-    on_click="ignore",
+    f"{run}-clusters-res{ctx.resolution:g}.csv",
+    "download_clusters",
 )
 
 st.subheader("Composition")
@@ -96,13 +94,12 @@ if composition is not None:
         key="composition_heatmap",
         config=theme.figure_config(f"{run}-clusters-by-{by}"),
     )
-    st.download_button(
+    loaders.csv_download(
+        composition,
         f"Download the cluster x {by} table (CSV)",
-        loaders.table_csv(composition, index=True),
-        file_name=f"{run}-clusters-by-{by}-res{ctx.resolution:g}.csv",
-        mime="text/csv",
-        key="download_composition",
-        on_click="ignore",
+        f"{run}-clusters-by-{by}-res{ctx.resolution:g}.csv",
+        "download_composition",
+        index=True,
     )
 
 st.subheader("Genes of a cluster")
@@ -141,13 +138,11 @@ if cluster is not None:
                 ),
             },
         )
-        st.download_button(
+        loaders.csv_download(
+            genes,
             f"Download cluster {cluster}'s genes (CSV)",
-            loaders.table_csv(genes),
-            file_name=f"{run}-cluster{cluster}-res{ctx.resolution:g}-genes.csv",
-            mime="text/csv",
-            key="download_cluster_genes",
-            on_click="ignore",
+            f"{run}-cluster{cluster}-res{ctx.resolution:g}-genes.csv",
+            "download_cluster_genes",
         )
         links = st.columns(2)
         links[0].page_link(

@@ -233,13 +233,8 @@ if request and request["key"] == ctx.key:
                     "odds_ratio": st.column_config.NumberColumn("odds ratio", format="%.2f"),
                 },
             )
-            st.download_button(
-                "Download the results (CSV)",
-                loaders.table_csv(result),
-                file_name=f"{run}-enrichment.csv",
-                mime="text/csv",
-                key="download_enrichment",
-                on_click="ignore",
+            loaders.csv_download(
+                result, "Download the results (CSV)", f"{run}-enrichment.csv", "download_enrichment"
             )
 elif not genes:
     st.info("Choose genes to test above, then run the enrichment.")

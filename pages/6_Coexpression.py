@@ -138,23 +138,16 @@ edges_tab, merged_tab, nodes_tab = st.tabs(["Edges per dataset", "Gene pairs (me
 with edges_tab:
     edges = sub.edges if view == MERGED else sub.edges[sub.edges["dataset"] == view]
     st.dataframe(edges, hide_index=True, width="stretch", key="coexp_edges_table")
-    st.download_button(
-        "Download the edges (CSV)",
-        loaders.table_csv(edges),
-        file_name=f"{run}-coexpression-edges.csv",
-        mime="text/csv",
-        key="download_coexp_edges",
-        on_click="ignore",
+    loaders.csv_download(
+        edges, "Download the edges (CSV)", f"{run}-coexpression-edges.csv", "download_coexp_edges"
     )
 with merged_tab:
     st.dataframe(sub.merged, hide_index=True, width="stretch", key="coexp_merged_table")
-    st.download_button(
+    loaders.csv_download(
+        sub.merged,
         "Download the gene pairs (CSV)",
-        loaders.table_csv(sub.merged),
-        file_name=f"{run}-coexpression-pairs.csv",
-        mime="text/csv",
-        key="download_coexp_pairs",
-        on_click="ignore",
+        f"{run}-coexpression-pairs.csv",
+        "download_coexp_pairs",
     )
 with nodes_tab:
     st.dataframe(
@@ -163,11 +156,9 @@ with nodes_tab:
         width="stretch",
         key="coexp_nodes_table",
     )
-    st.download_button(
+    loaders.csv_download(
+        sub.nodes,
         "Download the genes (CSV)",
-        loaders.table_csv(sub.nodes),
-        file_name=f"{run}-coexpression-genes.csv",
-        mime="text/csv",
-        key="download_coexp_nodes",
-        on_click="ignore",
+        f"{run}-coexpression-genes.csv",
+        "download_coexp_nodes",
     )

@@ -128,13 +128,12 @@ st.dataframe(
     width="stretch",
     key="benchmark_table",
 )
-st.download_button(
+loaders.csv_download(
+    table,
     "Download the evaluation (CSV)",
-    loaders.table_csv(table, index=True),
-    file_name=f"{run}-evaluation.csv",
-    mime="text/csv",
-    key="download_benchmark",
-    on_click="ignore",
+    f"{run}-evaluation.csv",
+    "download_benchmark",
+    index=True,
 )
 
 rules = evaluation.get("common_gene_rule") or []

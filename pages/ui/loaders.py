@@ -179,6 +179,20 @@ def table_csv(table: pd.DataFrame, index: bool = False) -> bytes:
     return table.to_csv(index=index).encode("utf-8")
 
 
+def csv_download(
+    table: pd.DataFrame, label: str, file_name: str, key: str, index: bool = False
+) -> None:
+    """A CSV download of ``table``; clicking it does not rerun the page."""
+    st.download_button(
+        label,
+        table_csv(table, index=index),
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        on_click="ignore",
+    )
+
+
 def evaluation_table(evaluation: dict) -> pd.DataFrame:
     """Metrics (rows) x methods (columns) of a stored evaluation: the six, their mean, then
     the gene-set measures; undefined values are NaN."""
