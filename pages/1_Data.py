@@ -17,25 +17,16 @@ from pages.ui.common import (
     datasets_frame,
     flash,
     graphs_frame,
-    page_frame,
+    page_head,
     run_safely,
     safe_text,
-    show_flash,
-    simulated_banner,
-    workspace,
 )
 from pages.ui.qcplots import counts_histogram, genes_histogram, spatial_scatter
 
 UPLOAD_TYPES = ["h5ad", "h5", "csv", "tsv", "txt", "gz"]
 FROM_FILE = "(from file or guess)"
 
-page_frame("Data")
-st.title("Data")
-show_flash()
-ws = workspace()
-if ws is None:
-    st.stop()
-simulated_banner(ws)
+ws = page_head("Data")
 
 
 def metadata_options(key: str) -> ImportOptions:

@@ -23,12 +23,9 @@ from musegnn_core.workspace import Workspace
 from pages.ui.common import (
     datasets_frame,
     flash,
-    page_frame,
+    page_head,
     run_safely,
     safe_text,
-    show_flash,
-    simulated_banner,
-    workspace,
 )
 from pages.ui.training import (
     SETTING_KEYS,
@@ -41,13 +38,7 @@ from pages.ui.training import (
 
 REFRESH_SECONDS = 2.0
 
-page_frame("Train")
-st.title("Train")
-show_flash()
-ws = workspace()
-if ws is None:
-    st.stop()
-simulated_banner(ws)
+ws = page_head("Train")
 
 
 def show_outcome(name: str) -> None:

@@ -59,6 +59,21 @@ def page_frame(title: str) -> None:
         st.caption(f"Workspace: {safe_text(default_workspace())}")
 
 
+def page_head(title: str) -> Workspace:
+    """Frame, title, any message kept across a rerun, the workspace and the simulated banner.
+
+    Stops the script (after showing why) when the workspace cannot be opened.
+    """
+    page_frame(title)
+    st.title(title)
+    show_flash()
+    ws = workspace()
+    if ws is None:
+        st.stop()
+    simulated_banner(ws)
+    return ws
+
+
 def workspace() -> Workspace | None:
     """Open the workspace (filling it with the demo on first use); None after showing an error."""
     try:

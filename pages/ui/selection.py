@@ -319,14 +319,9 @@ def explore_page(title: str) -> tuple[Workspace, Explore]:
 
     Stops the script (after saying why) when there is no workspace or no usable run.
     """
-    from pages.ui.common import page_frame, simulated_banner, workspace
+    from pages.ui.common import page_head
 
-    page_frame(title)
-    st.title(title)
-    ws = workspace()
-    if ws is None:
-        st.stop()
-    simulated_banner(ws)
+    ws = page_head(title)
     ctx = explore(ws)
     if ctx is None:
         st.stop()
