@@ -103,3 +103,17 @@ class FakeGraph:
     adjacency: sp.csr_matrix
     features: np.ndarray
     info: dict = field(default_factory=dict)
+
+
+def open_app_page(page: str | None = None):
+    """The app in Streamlit's AppTest, on ``page`` (a script path such as
+    "pages/1_Data.py"), checked to have rendered without an exception."""
+    from streamlit.testing.v1 import AppTest
+
+    from musegnn_core.paths import PROJECT_ROOT
+
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from musegnn_core.paths import PROJECT_ROOT
 from musegnn_core.workspace import Workspace
 from tests.conftest import requires_shared_data
-from tests.factories import make_counts, write_h5ad
-
-APP = str(PROJECT_ROOT / "app.py")
+from tests.factories import make_counts, open_app_page, write_h5ad
 
 
 @pytest.fixture
@@ -22,19 +18,11 @@ def empty_ws(tmp_path, monkeypatch):
     return ws
 
 
-def open_page(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
 @requires_shared_data
 def test_fresh_workspace_fills_with_real_demo(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSEGNN_WORKSPACE", str(tmp_path / "fresh"))
     monkeypatch.delenv("MUSEGNN_DEMO_DATA", raising=False)
-    at = open_page()
+    at = open_app_page()
     assert [m.value for m in at.metric][:4] == ["8", "2", "4", "3"]
     table = at.dataframe[0].value
     assert set(table["Modality"]) == {"scRNA-seq", "Spatial", "scATAC gene activity"}
@@ -44,7 +32,7 @@ def test_fresh_workspace_fills_with_real_demo(tmp_path, monkeypatch):
 def test_fresh_workspace_without_real_data_uses_labelled_simulation(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSEGNN_WORKSPACE", str(tmp_path / "fresh"))
     monkeypatch.setenv("MUSEGNN_DEMO_DATA", "")
-    at = open_page()
+    at = open_app_page()
     assert any("Simulated data" in w.value for w in at.warning)
     table = at.dataframe[0].value
     assert len(table) >= 5 and table["Simulated"].all()
@@ -52,13 +40,13 @@ def test_fresh_workspace_without_real_data_uses_labelled_simulation(tmp_path, mo
 
 
 def test_home_on_empty_workspace_points_to_data_page(empty_ws):
-    at = open_page()
+    at = open_app_page()
     assert any("Data" in i.value for i in at.info)
 
 
 def test_data_page_imports_from_server_path_and_deletes(empty_ws, tmp_path):
     path = write_h5ad(make_counts(), tmp_path / "lung.h5ad")
-    at = open_page("pages/1_Data.py")
+    at = open_app_page("pages/1_Data.py")
     at.text_input(key="path-input").set_value(str(path))
     at.text_input(key="path-tissue").set_value("lung")
     at.selectbox(key="path-species").set_value("human").run()
@@ -76,7 +64,7 @@ def test_data_page_imports_from_server_path_and_deletes(empty_ws, tmp_path):
 def test_data_page_bad_input_shows_message_and_changes_nothing(empty_ws, tmp_path):
     bad = tmp_path / "neg.csv"
     bad.write_text("gene,c1,c2\nA,-1,2\n")
-    at = open_page("pages/1_Data.py")
+    at = open_app_page("pages/1_Data.py")
     for value in (str(bad), str(tmp_path / "missing.h5ad"), "/etc/passwd"):
         at.text_input(key="path-input").set_value(value).run()
         at.button(key="path-go").click().run()
@@ -87,7 +75,7 @@ def test_data_page_bad_input_shows_message_and_changes_nothing(empty_ws, tmp_pat
 
 @requires_shared_data
 def test_data_page_imports_shared_10x_folder(empty_ws, shared_data):
-    at = open_page("pages/1_Data.py")
+    at = open_app_page("pages/1_Data.py")
     at.text_input(key="path-input").set_value(str(shared_data / "formats" / "pbmc3k_10x_v3_mtx"))
     at.text_input(key="path-name").set_value("pbmc3k").run()
     at.button(key="path-go").click().run()
@@ -102,7 +90,7 @@ def test_data_page_builds_graphs_and_shows_statistics(tmp_path, monkeypatch):
     ws = Workspace.open(tmp_path / "ws")
     fill_demo(ws, prefer_simulated=True)
     monkeypatch.setenv("MUSEGNN_WORKSPACE", str(ws.root))
-    at = open_page("pages/1_Data.py")
+    at = open_app_page("pages/1_Data.py")
     at.number_input(key="graph-n-genes").set_value(200)
     at.multiselect(key="graph-datasets").set_value(
         ["sim_scrna_human_blood_a", "sim_spatial_human_breast"]

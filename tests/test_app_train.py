@@ -16,11 +16,10 @@ from streamlit.testing.v1 import AppTest
 
 from musegnn_core import jobs
 from musegnn_core.data.demo import fill_demo
-from musegnn_core.paths import PROJECT_ROOT
 from musegnn_core.train import PRESETS
 from musegnn_core.workspace import Workspace
+from tests.factories import open_app_page
 
-APP = str(PROJECT_ROOT / "app.py")
 TRAIN = "pages/2_Train.py"
 DATA = "pages/1_Data.py"
 TIMEOUT = 300  # seconds for a background process to reach a state on a busy 2-core machine
@@ -55,14 +54,6 @@ def trained_ws(trained_sim_workspace, monkeypatch):
                 os.kill(record["pid"], signal.SIGTERM)
 
 
-def open_page(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
 def charts(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
@@ -92,7 +83,7 @@ def rerun_until(at: AppTest, check, timeout: float = TIMEOUT) -> AppTest:
 
 
 def test_train_page_without_runs_offers_filters_presets_and_defaults(sim_ws):
-    at = open_page(TRAIN)
+    at = open_app_page(TRAIN)
     assert "No runs yet." in texts(at.caption)
     assert not [s for s in texts(at.subheader) if s == "Training now"]
     preset = at.radio(key="train-preset")
@@ -131,7 +122,7 @@ def test_train_page_without_runs_offers_filters_presets_and_defaults(sim_ws):
     ],
 )
 def test_out_of_range_settings_are_refused_with_a_message(sim_ws, key, value, message):
-    at = open_page(TRAIN)
+    at = open_app_page(TRAIN)
     at.number_input(key=key).set_value(value)
     at.button(key="train-start").click().run()
     assert not at.exception
@@ -144,27 +135,27 @@ def test_train_page_on_an_empty_workspace_points_to_data_page(tmp_path, monkeypa
     ws = Workspace.open(tmp_path / "empty")
     ws.update_info(demo={"kind": "none"})
     monkeypatch.setenv("MUSEGNN_WORKSPACE", str(ws.root))
-    at = open_page(TRAIN)
+    at = open_app_page(TRAIN)
     assert any("no datasets yet" in i and "Data" in i for i in texts(at.info))
     assert "No runs yet." in texts(at.caption)
     assert not [b for b in at.button if b.key == "train-start"]
 
 
 def test_home_without_runs_points_to_train_page(sim_ws):
-    at = open_page()
+    at = open_app_page()
     assert any("**Next step:** train" in i for i in texts(at.info))
     assert dict((m.label, m.value) for m in at.metric)["Runs"] == "0"
 
 
 def test_completed_run_on_train_and_home(trained_ws):
-    at = open_page(TRAIN)
+    at = open_app_page(TRAIN)
     runs = at.dataframe[-1].value.set_index("Run")
     assert runs.loc["r", "State"] == "completed" and runs.loc["r", "Epochs"] == "20/20"
     assert not runs.loc["r", "Resumable"]
     assert "Training now" not in texts(at.subheader)
     assert not [s for s in at.selectbox if s.label == "Stopped run"]
 
-    home = open_page()
+    home = open_app_page()
     table = home.dataframe[-1].value.set_index("Run")
     assert table.loc["r", "State"] == "completed" and table.loc["r", "Preset"] == "quick"
     assert table.loc["r", "Datasets"] == len(trained_ws.dataset_names())
@@ -175,7 +166,7 @@ def test_completed_run_on_train_and_home(trained_ws):
 
 
 def test_start_watch_refuse_cancel_and_resume_from_the_page(trained_ws):
-    at = open_page(TRAIN)
+    at = open_app_page(TRAIN)
     # The graphs of the trained fixture are reused: same genes and edges per gene.
     at.number_input(key="train-n_genes").set_value(150)
     at.number_input(key="train-max_neighbours").set_value(30)
@@ -202,7 +193,7 @@ def test_start_watch_refuse_cancel_and_resume_from_the_page(trained_ws):
     at.button(key="train-start").click().run()
     assert "already running (run live)" in at.error[-1].value
     assert not (trained_ws.runs_dir / "second").exists()
-    home = open_page()
+    home = open_app_page()
     assert any("Training now:** run live" in i for i in texts(home.info))
 
     # Cancel: the run stops after the current epoch and becomes resumable.
@@ -221,7 +212,7 @@ def test_start_watch_refuse_cancel_and_resume_from_the_page(trained_ws):
 
 
 def test_data_page_shows_qc_plots(sim_ws):
-    at = open_page(DATA)
+    at = open_app_page(DATA)
     at.selectbox(key="qc-dataset").set_value("sim_spatial_human_breast").run()
     assert not at.exception
     assert chart_titles(at) == ["Counts per cell", "Genes per cell", "Spots coloured by counts"]
