@@ -451,6 +451,8 @@ def run_enrich(args: argparse.Namespace) -> int:
     from .analysis.enrich import enrich_run
     from .analysis.libraries import fetch_enrichr_library, resolve_libraries
 
+    if args.top < 1:
+        raise ValidationError(f"--top must be at least 1, not {args.top}.")
     workspace = open_workspace(args, create=False)
     if not args.gene_sets and not args.enrichr:
         raise ValidationError("Give gene-set libraries with --gene-sets and/or --enrichr.")

@@ -31,7 +31,6 @@ from .errors import ValidationError, WorkspaceError
 from .storage import atomic_write_json, read_json
 from .workspace import Workspace, now_iso
 
-RUN_STATES = ("running", "stopped", "completed", "failed")
 _RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 

@@ -22,6 +22,7 @@ import torch
 from . import software_versions
 from .errors import MuseGNNError, ValidationError, WorkspaceError
 from .graphs.build import GeneGraph, GraphConfig, build_graphs, load_graph, resolve_device
+from .graphs.overlap import check_datasets_share_genes
 from .model.config import ModelConfig, sharing_group
 from .model.losses import reconstruction_loss, total_loss
 from .model.module import DatasetSpec, MuSeGNNModule, dense_target, edge_index_from_adjacency
@@ -399,6 +400,8 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
             raise WorkspaceError(
                 f"A run named {run.name!r} already exists: choose another name or resume it."
             )
+        # From the gene names alone, before any graph is built and cached for nothing.
+        check_datasets_share_genes(workspace, datasets)
     device = torch.device(resolve_device(config.device))
     notify(ProgressEvent(run.name, "graphs", message="building graphs"))
     graphs, fingerprints = _prepare_graphs(workspace, datasets, config)

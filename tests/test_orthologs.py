@@ -166,3 +166,39 @@ def test_brain_hvgs_across_species_share_hundreds(shared_data, hcop):
     )
     assert mapped["human"].notna().mean() >= 0.88  # 0.904 measured
     assert len(shared) >= 150  # 234 measured
+
+
+# ------------------------------------------- shared genes, known before graphs are built
+def test_datasets_share_genes_through_orthologs(tmp_path):
+    """The pre-build check of training reads gene names only and maps mouse to human."""
+    from musegnn_core.data.metadata import DatasetMeta
+    from musegnn_core.graphs.overlap import check_datasets_share_genes, node_names
+    from musegnn_core.workspace import Workspace
+    from tests.factories import make_counts
+
+    ws = Workspace.open(tmp_path / "ws")
+    (ws.root / "resources").mkdir()
+    pd.DataFrame({"human_symbol": ["GENE1", "GENE2"], "mouse_symbol": ["Gene1", "Gene2"]}).to_csv(
+        ws.root / "resources" / "orthologs.tsv", sep="\t", index=False
+    )
+    human, mouse, other = make_counts(), make_counts(species="mouse"), make_counts()
+    other.var_names = [f"X{i}" for i in range(other.n_vars)]
+    items = [
+        (adata, DatasetMeta(name, species, "blood", "scrna", "10x"))
+        for adata, name, species in (
+            (human, "human", "human"),
+            (mouse, "mouse", "mouse"),
+            (other, "other", "human"),
+        )
+    ]
+    ws.add_datasets(items)
+    nodes = node_names(ws, ["human", "mouse"])
+    assert nodes["mouse"] & nodes["human"] == {"GENE1", "GENE2"}  # only the mapped pairs
+    check_datasets_share_genes(ws, ["human", "mouse"])
+    check_datasets_share_genes(ws, ["mouse", "other", "human"])  # one pair is enough
+    with pytest.raises(ValidationError, match="share no genes"):
+        check_datasets_share_genes(ws, ["mouse", "other"])
+    (ws.root / "resources" / "orthologs.tsv").unlink()  # no table: mouse symbols stay
+    with pytest.raises(ValidationError, match="share no genes"):
+        check_datasets_share_genes(ws, ["human", "mouse"])
+    assert not any(ws.graphs_dir.iterdir())

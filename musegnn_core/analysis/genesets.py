@@ -31,16 +31,24 @@ def read_gmt(path: str | Path) -> dict[str, list[str]]:
         raw = path.read_bytes()
     except OSError as exc:
         raise InputFileError(f"Cannot read gene-set file {path.name}: {exc}") from exc
+    return parse_gmt(raw, path.name)
+
+
+def parse_gmt(raw: bytes, name: str) -> dict[str, list[str]]:
+    """Gene sets of GMT bytes (``name`` is the file name the messages show).
+
+    Used directly on an upload, so that a bad file is refused before anything is written.
+    """
     if b"\x00" in raw[:_SNIFF_BYTES]:
         raise InputFileError(
-            f"{path.name} looks like a binary file, not a GMT gene-set file "
+            f"{name} looks like a binary file, not a GMT gene-set file "
             "(tab-separated text: name, description, genes)."
         )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputFileError(
-            f"{path.name} is not UTF-8 text (byte {exc.start}); a GMT file is tab-separated "
+            f"{name} is not UTF-8 text (byte {exc.start}); a GMT file is tab-separated "
             "text: name, description, genes."
         ) from exc
 
@@ -52,22 +60,22 @@ def read_gmt(path: str | Path) -> dict[str, list[str]]:
         fields = line.rstrip("\r\n").split("\t")
         if len(fields) < 3:
             raise InputFileError(
-                f"{path.name}, line {number}: {len(fields)} tab-separated field(s), a GMT line "
+                f"{name}, line {number}: {len(fields)} tab-separated field(s), a GMT line "
                 "needs at least 3 (name, description, genes...)."
             )
-        name = fields[0].strip()
-        if not name:
-            raise InputFileError(f"{path.name}, line {number}: the gene-set name is empty.")
+        set_name = fields[0].strip()
+        if not set_name:
+            raise InputFileError(f"{name}, line {number}: the gene-set name is empty.")
         genes = [g.split(",", 1)[0].strip() for g in fields[2:]]
         genes = [g for g in genes if g]
         if not genes:
-            raise InputFileError(f"{path.name}, line {number}: gene set {name!r} has no genes.")
-        members = sets.setdefault(name, [])
-        known = seen.setdefault(name, set())
+            raise InputFileError(f"{name}, line {number}: gene set {set_name!r} has no genes.")
+        members = sets.setdefault(set_name, [])
+        known = seen.setdefault(set_name, set())
         for gene in genes:
             if gene not in known:
                 known.add(gene)
                 members.append(gene)
     if not sets:
-        raise InputFileError(f"{path.name} holds no gene sets (the file is empty).")
+        raise InputFileError(f"{name} holds no gene sets (the file is empty).")
     return sets

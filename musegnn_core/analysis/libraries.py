@@ -9,7 +9,6 @@ atlas's ``planted_modules.gmt`` are listed too.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from ..data.readers import safe_upload_name
 from ..errors import InputFileError, ValidationError
 from ..paths import shared_data_dir
 from ..storage import atomic_path
-from .genesets import read_gmt
+from .genesets import parse_gmt
 
 MAX_LIBRARY_BYTES = 200 * 1024 * 1024
 _ENRICHR_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,120}$")
@@ -108,13 +107,8 @@ def save_uploaded_library(workspace, filename: str, data: bytes) -> GeneSetLibra
         )
     if len(data) > MAX_LIBRARY_BYTES:
         raise InputFileError(f"{name} is larger than {MAX_LIBRARY_BYTES // 2**20} MB.")
-    folder = uploads_dir(workspace)
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-upload-") as tmp:
-        probe = Path(tmp) / name
-        probe.write_bytes(data)
-        read_gmt(probe)  # raises InputFileError with the line at fault
-    target = folder / name
+    parse_gmt(data, name)  # raises InputFileError with the line at fault; nothing written yet
+    target = uploads_dir(workspace) / name
     with atomic_path(target) as tmp_path:
         Path(tmp_path).write_bytes(data)
     return GeneSetLibrary(library_name(target), target, "workspace")
@@ -127,19 +121,6 @@ def _offline_message(what: str, exc: Exception, workspace) -> str:
         f"Cannot {what}: Enrichr is not reachable ({type(exc).__name__}); this machine "
         f"looks offline. Cached Enrichr libraries: {have}. The local GMT files still work."
     )
-
-
-def enrichr_library_names(
-    workspace, organism: str = "Human", fetch: Callable[..., list[str]] | None = None
-) -> list[str]:
-    """Names of Enrichr's libraries (online), or a clear error when offline."""
-    import gseapy
-
-    fetch = fetch or gseapy.get_library_name
-    try:
-        return list(fetch(organism=organism))
-    except Exception as exc:  # requests/urllib3/json errors: all mean "not reachable"
-        raise ValidationError(_offline_message("list Enrichr libraries", exc, workspace)) from exc
 
 
 def fetch_enrichr_library(

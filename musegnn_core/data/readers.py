@@ -245,10 +245,6 @@ def read_h5ad(path: str | Path) -> ReadResult:
 # ------------------------------------------------------------------------ 10x mtx
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.name.endswith(".gz") else open(path)
-
-
 def _pick(folder: Path, *names: str) -> Path | None:
     for name in names:
         for candidate in (folder / name, folder / f"{name}.gz"):
