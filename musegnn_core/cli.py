@@ -164,44 +164,68 @@ def _comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def _symbol_list(text: str) -> tuple[str, ...]:
+    """Gene symbols separated by commas, or ``@FILE`` with one or more per line."""
+    from .settings import parse_list
+
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {text[1:]}: {exc.strerror}") from exc
+    return parse_list(text)
+
+
+_OPTION_TYPES = {"int": int, "float": float, "bool": _boolean, "list": _symbol_list, "text": str}
+
+
+def add_setting_options(parser: argparse.ArgumentParser, specs: dict, *, defaults: bool) -> None:
+    """One option per setting of musegnn_core.settings, with its flag, type, choices and help.
+
+    ``defaults``: the option's default is the setting's (build-graphs); otherwise None, so
+    that an option not given keeps the preset's value (train).
+    """
+    from .settings import bounds_text
+
+    for spec in specs.values():
+        meta = spec.meta
+        text = (meta.help or meta.label).rstrip(".")
+        if meta.choices:
+            text += " (" + ", ".join(f"{c}: {meta.describe_choice(c)}" for c in meta.choices) + ")"
+        if spec.kind == "list":
+            text += " (comma-separated, or @FILE)"
+        if spec.kind in ("int", "float") and (meta.low is not None or meta.high is not None):
+            text += f"; {bounds_text(meta)}"
+        if defaults:
+            default = ",".join(spec.default) if spec.kind == "list" else spec.default
+            text += f" (default {default})"
+        parser.add_argument(
+            meta.flag,
+            *meta.aliases,
+            dest=spec.dest,
+            type=_OPTION_TYPES[spec.kind],
+            choices=meta.choices or None,
+            default=spec.default if defaults else None,
+            metavar=None if meta.choices else {"int": "N", "float": "X"}.get(spec.kind, "LIST"),
+            help=text.replace("%", "%%"),
+        )
+
+
 def add_build_graphs_arguments(parser: argparse.ArgumentParser) -> None:
-    from .graphs.build import CORRECTIONS, SELECTIONS
+    from .settings import GRAPH_SETTINGS
 
     _add_workspace(parser)
     parser.add_argument("--datasets", type=_comma_list, help="comma-separated names (default: all)")
-    parser.add_argument("--n-genes", type=int, default=1000, help="genes per graph (default 1000)")
-    parser.add_argument(
-        "--pvalue",
-        type=float,
-        default=0.005,
-        help="CS-CORE p-value threshold for an edge (default 0.005)",
-    )
-    parser.add_argument(
-        "--correction",
-        choices=CORRECTIONS,
-        default="raw",
-        help="raw p-values (the reference) or Benjamini-Hochberg",
-    )
-    parser.add_argument(
-        "--selection",
-        choices=SELECTIONS,
-        default="per-dataset",
-        help="genes per graph: each dataset's own top genes (the reference), or 'shared': "
-        "favour top genes that other datasets also have",
-    )
-    parser.add_argument(
-        "--max-neighbours",
-        type=int,
-        default=None,
-        help="keep each gene's strongest N edges (default: all significant edges)",
-    )
-    parser.add_argument(
-        "--qc",
-        choices=("default", "reference"),
-        default="default",
-        help="QC thresholds: robust defaults or the reference notebook's",
-    )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_setting_options(parser, GRAPH_SETTINGS, defaults=True)
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
 
 
@@ -209,17 +233,10 @@ def run_build_graphs(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .graphs.build import GraphConfig, build_graphs
+    from .settings import GRAPH_SETTINGS
 
     workspace = open_workspace(args, create=False)
-    config = GraphConfig(
-        n_genes=args.n_genes,
-        pvalue=args.pvalue,
-        correction=args.correction,
-        qc_preset=args.qc,
-        selection=args.selection,
-        max_neighbours=args.max_neighbours,
-        device=args.device,
-    )
+    config = GraphConfig(**{name: getattr(args, name) for name in GRAPH_SETTINGS})
     bar = tqdm(
         total=100,
         file=sys.stderr,
@@ -248,66 +265,29 @@ def run_build_graphs(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ train
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .settings import PRESETS, SETTINGS
+
     _add_workspace(parser)
     parser.add_argument("--datasets", type=_comma_list, help="comma-separated names (default: all)")
     parser.add_argument(
         "--preset",
-        choices=("quick", "paper"),
+        choices=tuple(PRESETS),
         default="quick",
         help="quick: minutes on a CPU; paper: the reference's 2000 epochs",
     )
-    parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), help="default: auto (CUDA when available)"
-    )
-    parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--run-name", help="name of the run folder (default: preset-date)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the stopped run named by --run-name"
     )
-    # Advanced settings; each defaults to the preset's value.
-    parser.add_argument("--lr-encoder", type=float, help="encoder learning rate")
-    parser.add_argument("--lr-decoder", type=float, help="decoder learning rate")
-    parser.add_argument("--n-genes", type=int, help="genes per graph")
-    parser.add_argument("--pvalue", type=float, help="CS-CORE p-value threshold for an edge")
-    parser.add_argument(
-        "--max-neighbours", type=int, help="keep each gene's strongest N edges (0: all)"
-    )
-    parser.add_argument("--selection", choices=("per-dataset", "shared"), help="gene choice")
-    parser.add_argument("--correction", choices=("raw", "bh"), help="multiple testing of edges")
-    parser.add_argument("--decoder", choices=("mlp", "inner"), help="edge decoder")
-    parser.add_argument(
-        "--similarity",
-        dest="similarity_normalisation",
-        choices=("count", "weight"),
-        help="similarity loss: count (reference mean) or weight (weighted mean cosine)",
-    )
-    parser.add_argument(
-        "--leiden-resolution", type=float, help="resolution of the Leiden clusters (default 1)"
-    )
-
-
-#: The train options that override a preset setting (see musegnn_core.jobs.SETTINGS).
-TRAIN_SETTING_OPTIONS = (
-    "epochs",
-    "lr_encoder",
-    "lr_decoder",
-    "seed",
-    "device",
-    "leiden_resolution",
-    "n_genes",
-    "pvalue",
-    "max_neighbours",
-    "selection",
-    "correction",
-    "decoder",
-    "similarity_normalisation",
-)
+    # The settings; each defaults to the preset's value.
+    add_setting_options(parser, SETTINGS, defaults=False)
 
 
 def train_overrides(args: argparse.Namespace) -> dict:
     """The settings given on the command line (the others keep the preset's values)."""
-    return {k: getattr(args, k) for k in TRAIN_SETTING_OPTIONS if getattr(args, k) is not None}
+    from .settings import SETTINGS
+
+    return {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -518,29 +498,63 @@ def add_clusters_arguments(parser: argparse.ArgumentParser) -> None:
         "--resolution", type=float, help="Leiden resolution (default: the run's own)"
     )
     parser.add_argument("--cluster", help="list the genes of this cluster instead")
+    parser.add_argument(
+        "--gene-sets",
+        nargs="+",
+        metavar="GMT",
+        help="libraries that name the clusters: GMT files, folders or names from `libraries` "
+        "(default: Hallmark and GO BP, or the simulated atlas's planted modules)",
+    )
+    parser.add_argument(
+        "--recompute", action="store_true", help="annotate again even if a cached result exists"
+    )
     parser.add_argument("--json", action="store_true")
 
 
 def run_clusters(args: argparse.Namespace) -> int:
-    from .analysis.clusters import cluster_summary, gene_occurrences, run_clustering
+    from .analysis.annotate import (
+        cluster_gene_table,
+        cluster_records,
+        cluster_title,
+        labelled_summary,
+        run_annotations,
+        run_graph_adjacency,
+    )
+    from .analysis.clusters import check_cluster_label, cluster_summary, run_clustering
     from .analysis.evaluate import load_embedding
+    from .analysis.libraries import resolve_libraries
     from .runs import get_run
 
     workspace = open_workspace(args, create=False)
     run = get_run(workspace, args.run)
     embedding = load_embedding(run)
     clustering = run_clustering(run, embedding, args.resolution)
+    paths = resolve_libraries(workspace, args.gene_sets) if args.gene_sets else None
+    annotations = run_annotations(
+        workspace, run, clustering.resolution, paths, recompute=args.recompute
+    )
     if args.cluster is not None:
-        table = gene_occurrences(embedding, clustering.labels, args.cluster)
-    else:
-        table = cluster_summary(embedding, clustering.labels)
-    if args.json:
-        print(table.to_json(orient="records", indent=2))
-    else:
+        check_cluster_label(args.cluster)
+        table = cluster_gene_table(
+            embedding, clustering.labels, args.cluster, run_graph_adjacency(workspace, run)
+        )
+        record = annotations.cluster(args.cluster)
+        if args.json:
+            print(json.dumps({**record, "genes": table.to_dict(orient="records")}, indent=2))
+            return 0
+        print(f"cluster {cluster_title(record['cluster'], record['label'])}\n")
         print(table.to_string(index=False))
+        return 0
+    summary = cluster_summary(embedding, clustering.labels)
+    if args.json:
+        print(json.dumps(cluster_records(summary, annotations), indent=2))
+    else:
+        print(labelled_summary(summary, annotations).to_string(index=False))
         print(
             f"\nresolution {clustering.resolution:g}: "
-            f"{clustering.labels.nunique()} clusters" + (" (cached)" if clustering.cached else "")
+            f"{clustering.labels.nunique()} clusters"
+            + (" (cached)" if clustering.cached else "")
+            + f"; named by {', '.join(annotations.libraries) or 'hub genes only'}"
         )
     return 0
 

@@ -21,7 +21,6 @@ still show why. :func:`training_status` merges both into the state the pages sho
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import shlex
@@ -30,12 +29,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from . import settings
 from .errors import ValidationError, WorkspaceError
 from .paths import PROJECT_ROOT
 from .runs import (
@@ -50,31 +49,8 @@ from .runs import (
 from .storage import atomic_write_json, file_lock, read_json
 from .workspace import Workspace, now_iso
 
-#: What each preset is for; the numbers in :func:`preset_summary` come from the presets.
-PRESET_PURPOSE = {
-    "quick": "minutes on a laptop CPU, for a first look and demos",
-    "paper": "the reference recipe of the paper; hours on a CPU, best on a GPU",
-}
-
-#: The settings a training accepts besides preset and datasets: name -> (part, kind).
-#: ``part`` is where the value lives in a TrainConfig (itself, ``graph`` or ``model``).
-SETTINGS: dict[str, tuple[str, str]] = {
-    "epochs": ("train", "int"),
-    "lr_encoder": ("train", "float"),
-    "lr_decoder": ("train", "float"),
-    "seed": ("train", "int"),
-    "device": ("train", "str"),
-    "leiden_resolution": ("train", "float"),
-    "n_genes": ("graph", "int"),
-    "pvalue": ("graph", "float"),
-    "max_neighbours": ("graph", "int"),
-    "selection": ("graph", "str"),
-    "correction": ("graph", "str"),
-    "decoder": ("model", "str"),
-    "similarity_normalisation": ("model", "str"),
-}
-MAX_LEIDEN_RESOLUTION = 50.0
-MAX_SEED = 2**32 - 1
+#: The settings a training accepts besides preset and datasets (defined in settings.py).
+SETTINGS = settings.SETTINGS
 LOG_TAIL_LINES = 30
 
 _EPOCH_LINE = re.compile(r": epoch (\d+)/(\d+): (.*?); ")
@@ -98,106 +74,25 @@ def available_devices() -> list[str]:
     """Device choices that can work here: auto and cpu, plus cuda when a GPU is present."""
     import torch
 
-    return ["auto", "cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-
-
-def _check_value(name: str, kind: str, value: Any) -> Any:
-    if kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(f"{name} must be a whole number, not {value!r}.")
-    elif kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError(f"{name} must be a number, not {value!r}.")
-        if not math.isfinite(value):
-            raise ValidationError(f"{name} must be a finite number, not {value!r}.")
-        value = float(value)
-    elif not isinstance(value, str):
-        raise ValidationError(f"{name} must be text, not {value!r}.")
-    return value
+    return [d for d in settings.DEVICES if d != "cuda" or torch.cuda.is_available()]
 
 
 def make_train_config(preset: str = "quick", overrides: Mapping[str, Any] | None = None):
-    """The TrainConfig of ``preset`` with ``overrides`` (see :data:`SETTINGS`), validated.
+    """The TrainConfig of ``preset`` with ``overrides`` (flat names of :data:`SETTINGS`).
 
     Every out-of-range value raises ValidationError here, before any process starts.
-    ``max_neighbours`` of 0 or None keeps every significant edge.
     """
-    from .graphs.build import resolve_device
-    from .train import PRESETS, make_config
-
-    if preset not in PRESETS:
-        raise ValidationError(f"Unknown preset {preset!r}: choose {', '.join(PRESETS)}.")
-    parts: dict[str, dict] = {"train": {}, "graph": {}, "model": {}}
-    for name, value in (overrides or {}).items():
-        if name not in SETTINGS:
-            raise ValidationError(
-                f"Unknown training setting {name!r}: choose from {', '.join(SETTINGS)}."
-            )
-        part, kind = SETTINGS[name]
-        if name == "max_neighbours" and value in (None, 0):
-            parts[part][name] = None
-            continue
-        if value is None:
-            continue
-        parts[part][name] = _check_value(name, kind, value)
-    train = parts["train"]
-    resolution = train.get("leiden_resolution", PRESETS[preset].leiden_resolution)
-    if not 0 < resolution <= MAX_LEIDEN_RESOLUTION:
-        raise ValidationError(
-            f"The Leiden resolution must be in (0, {MAX_LEIDEN_RESOLUTION:g}], not {resolution}."
-        )
-    if not 0 <= train.get("seed", 0) <= MAX_SEED:
-        raise ValidationError(f"seed must be between 0 and {MAX_SEED}, not {train['seed']}.")
-    base = PRESETS[preset]
-    if "device" in train:  # graphs are built where the training runs
-        parts["graph"]["device"] = train["device"]
-    config = make_config(
-        preset,
-        **train,
-        graph=replace(base.graph, **parts["graph"]),
-        model=replace(base.model, **parts["model"]),
-    )
+    config = settings.make_config(preset, **dict(overrides or {}))
     if config.device == "cuda":
+        from .graphs.build import resolve_device
+
         resolve_device("cuda")  # a clear message now, not a crash in the background
     return config
 
 
-def config_settings(config) -> dict[str, Any]:
-    """The flat :data:`SETTINGS` values of a TrainConfig (the page's defaults per preset)."""
-    where = {"train": config, "graph": config.graph, "model": config.model}
-    return {name: getattr(where[part], name) for name, (part, _) in SETTINGS.items()}
-
-
-def preset_settings(preset: str) -> dict[str, Any]:
-    from .train import PRESETS
-
-    if preset not in PRESETS:
-        raise ValidationError(f"Unknown preset {preset!r}: choose {', '.join(PRESETS)}.")
-    return config_settings(PRESETS[preset])
-
-
-def preset_summary(preset: str) -> str:
-    """One line describing a preset, with its numbers read from the preset itself."""
-    s = preset_settings(preset)
-    genes = (
-        f"each dataset's top {s['n_genes']} genes"
-        if s["selection"] == "per-dataset"
-        else f"top {s['n_genes']} genes favouring shared ones"
-    )
-    edges = (
-        "all significant edges"
-        if s["max_neighbours"] is None
-        else f"each gene's {s['max_neighbours']} strongest edges"
-    )
-    decoder = {"mlp": "MLP decoder", "inner": "inner-product decoder"}.get(
-        s["decoder"], s["decoder"]
-    )
-    return (
-        f"{s['epochs']} epochs, learning rates {s['lr_encoder']:g} / {s['lr_decoder']:g} "
-        f"(encoder / decoder), {decoder}, {genes}, {edges}: {PRESET_PURPOSE.get(preset, '')}"
-    ).rstrip(": ")
+config_settings = settings.config_values
+preset_settings = settings.preset_values
+preset_summary = settings.preset_summary
 
 
 def train_command(
@@ -207,47 +102,12 @@ def train_command(
 
     Every setting is spelled out, so the process builds exactly this configuration.
     """
-    s = config_settings(config)
-    return [
-        sys.executable,
-        "-m",
-        "musegnn_core",
-        "train",
-        "--workspace",
-        str(workspace.root),
-        "--run-name",
-        run_name,
-        "--preset",
-        preset,
-        "--datasets",
-        ",".join(datasets),
-        "--epochs",
-        str(s["epochs"]),
-        "--lr-encoder",
-        repr(s["lr_encoder"]),
-        "--lr-decoder",
-        repr(s["lr_decoder"]),
-        "--seed",
-        str(s["seed"]),
-        "--device",
-        s["device"],
-        "--leiden-resolution",
-        repr(s["leiden_resolution"]),
-        "--n-genes",
-        str(s["n_genes"]),
-        "--pvalue",
-        repr(s["pvalue"]),
-        "--max-neighbours",
-        str(s["max_neighbours"] or 0),
-        "--selection",
-        s["selection"],
-        "--correction",
-        s["correction"],
-        "--decoder",
-        s["decoder"],
-        "--similarity",
-        s["similarity_normalisation"],
-    ]
+    argv = [sys.executable, "-m", "musegnn_core", "train", "--workspace", str(workspace.root)]
+    argv += ["--run-name", run_name, "--preset", preset, "--datasets", ",".join(datasets)]
+    for name, value in config_settings(config).items():
+        text = ",".join(value) if isinstance(value, tuple) else repr(value)
+        argv += [SETTINGS[name].meta.flag, value if isinstance(value, str) else text]
+    return argv
 
 
 # ------------------------------------------------------------------ job records

@@ -14,87 +14,31 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from . import software_versions
 from .errors import MuseGNNError, ValidationError, WorkspaceError
-from .graphs.build import GeneGraph, GraphConfig, build_graphs, load_graph, resolve_device
+from .graphs.build import GeneGraph, build_graphs, load_graph, resolve_device
 from .graphs.overlap import check_datasets_share_genes
-from .model.config import ModelConfig, sharing_group
 from .model.losses import reconstruction_loss, total_loss
 from .model.module import DatasetSpec, MuSeGNNModule, dense_target, edge_index_from_adjacency
 from .model.pairs import compute_all_pair_stats, resample_neighbours
 from .runs import Run, check_run_name, get_run, list_runs, new_run_name, run_folder
+from .settings import (  # noqa: F401 (GraphConfig, ModelConfig, PRESETS: re-exported)
+    PRESETS,
+    GraphConfig,
+    ModelConfig,
+    TrainConfig,
+    make_config,
+    sharing_group,
+)
 from .storage import atomic_path, atomic_write_json, atomic_write_text, file_lock
 from .workspace import Workspace, now_iso
 
 LOSS_TERMS = ("total", "reconstruction", "similarity", "contrastive")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (saved as the run's config.json)."""
-
-    preset: str = "quick"
-    epochs: int = 2000
-    lr_encoder: float = 1e-4
-    lr_decoder: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 25
-    mixed_precision: bool = True
-    umap_neighbors: int = 15
-    leiden_resolution: float = 1.0
-    model: ModelConfig = field(default_factory=ModelConfig)
-    graph: GraphConfig = field(default_factory=GraphConfig)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.epochs <= 100000:
-            raise ValidationError(f"epochs must be between 1 and 100000, not {self.epochs}.")
-        for name in ("lr_encoder", "lr_decoder"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value < 1):
-                raise ValidationError(f"{name} must be in (0, 1), not {value!r}.")
-        if self.checkpoint_every < 1:
-            raise ValidationError("checkpoint_every must be >= 1.")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValidationError(f"device must be auto, cpu or cuda, not {self.device!r}.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        data = dict(data)
-        model = ModelConfig(**data.pop("model", {}))
-        graph = GraphConfig(**data.pop("graph", {}))
-        return cls(**data, model=model, graph=graph)
-
-
-#: The presets. ``paper`` is the reference recipe. ``quick`` is for a CPU laptop and a
-#: lab-meeting demo; see README ("Training presets") for the measurements behind it.
-PRESETS: dict[str, TrainConfig] = {
-    "paper": TrainConfig(preset="paper", epochs=2000, checkpoint_every=50),
-    "quick": TrainConfig(
-        preset="quick",
-        epochs=60,
-        lr_encoder=1e-3,
-        lr_decoder=1e-3,
-        checkpoint_every=10,
-        model=ModelConfig(decoder="inner", similarity_normalisation="weight"),
-        graph=GraphConfig(selection="shared", max_neighbours=50),
-    ),
-}
-
-
-def make_config(preset: str = "quick", **overrides) -> TrainConfig:
-    if preset not in PRESETS:
-        raise ValidationError(f"Unknown preset {preset!r}: choose {', '.join(PRESETS)}.")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return replace(PRESETS[preset], **overrides)
 
 
 @dataclass

@@ -11,7 +11,8 @@ from musegnn_core.data.cellqc import cell_qc_table
 from musegnn_core.data.importer import ImportOptions, import_datasets
 from musegnn_core.data.metadata import MODALITIES, MODALITY_LABELS, SPECIES
 from musegnn_core.data.readers import ORIENTATIONS, safe_upload_name
-from musegnn_core.graphs.build import CORRECTIONS, SELECTIONS, GraphConfig, build_graphs
+from musegnn_core.graphs.build import build_graphs
+from musegnn_core.settings import GRAPH_SETTINGS, PRESETS, GraphConfig
 from musegnn_core.workspace import Workspace
 from pages.ui.common import (
     datasets_frame,
@@ -22,6 +23,7 @@ from pages.ui.common import (
     safe_text,
 )
 from pages.ui.qcplots import counts_histogram, genes_histogram, spatial_scatter
+from pages.ui.settings_form import setting_input, widget_value
 
 UPLOAD_TYPES = ["h5ad", "h5", "csv", "tsv", "txt", "gz"]
 FROM_FILE = "(from file or guess)"
@@ -158,30 +160,23 @@ st.caption(
 graph_table = graphs_frame(ws)
 if not graph_table.empty:
     st.dataframe(graph_table, hide_index=True, width="stretch")
+base = st.radio(
+    "Start from the settings of",
+    list(PRESETS),
+    index=list(PRESETS).index("quick") if "quick" in PRESETS else 0,
+    horizontal=True,
+    key="graph-preset",
+    help="The graphs a training with this preset uses, so it finds them built.",
+)
+if st.session_state.get("graph-preset-loaded") != base:
+    for name, spec in GRAPH_SETTINGS.items():
+        st.session_state[f"graph-{name}"] = widget_value(spec, getattr(PRESETS[base].graph, name))
+    st.session_state["graph-preset-loaded"] = base
 with st.form("build-graphs"):
-    g1, g2, g3 = st.columns(3)
-    n_genes = g1.number_input(
-        "Genes per graph", 10, 20000, GraphConfig.n_genes, step=100, key="graph-n-genes"
-    )
-    pvalue = g2.number_input(
-        "Edge p-value threshold", 1e-10, 0.5, GraphConfig.pvalue, format="%.4g", key="graph-pvalue"
-    )
-    correction = g3.selectbox(
-        "Multiple testing",
-        CORRECTIONS,
-        format_func={"raw": "none (reference)", "bh": "Benjamini-Hochberg"}.get,
-        key="graph-correction",
-    )
-    selection = st.radio(
-        "Gene choice",
-        SELECTIONS,
-        horizontal=True,
-        key="graph-selection",
-        format_func={
-            "per-dataset": "each dataset's top genes (reference)",
-            "shared": "favour genes other datasets share",
-        }.get,
-    )
+    specs = list(GRAPH_SETTINGS.values())
+    for row in range(0, len(specs), 3):
+        for column, spec in zip(st.columns(3), specs[row : row + 3], strict=False):
+            setting_input(column, spec, f"graph-{spec.name}")
     chosen = st.multiselect(
         "Datasets", ws.dataset_names(), default=ws.dataset_names(), key="graph-datasets"
     )
@@ -194,12 +189,7 @@ if go:
         lambda: build_graphs(
             ws,
             chosen or None,
-            GraphConfig(
-                n_genes=int(n_genes),
-                pvalue=float(pvalue),
-                correction=correction,
-                selection=selection,
-            ),
+            GraphConfig(**{name: st.session_state[f"graph-{name}"] for name in GRAPH_SETTINGS}),
             progress=lambda f, message: bar.progress(min(f, 1.0), text=message),
         ),
         "Building graphs",

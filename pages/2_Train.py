@@ -3,7 +3,6 @@
 import pandas as pd
 import streamlit as st
 
-from musegnn_core.graphs.build import CORRECTIONS, SELECTIONS
 from musegnn_core.jobs import (
     available_devices,
     cancel_training,
@@ -17,8 +16,7 @@ from musegnn_core.jobs import (
     start_training,
     training_status,
 )
-from musegnn_core.model.config import DECODERS, SIMILARITY_NORMALISATIONS
-from musegnn_core.train import PRESETS
+from musegnn_core.settings import PRESETS, SETTINGS
 from musegnn_core.workspace import Workspace
 from pages.ui.common import (
     datasets_frame,
@@ -27,6 +25,7 @@ from pages.ui.common import (
     run_safely,
     safe_text,
 )
+from pages.ui.settings_form import setting_input
 from pages.ui.training import (
     SETTING_KEYS,
     STATE_ICONS,
@@ -193,71 +192,23 @@ load_preset_defaults(preset)
 
 devices = available_devices()
 if st.session_state.get(SETTING_KEYS["device"]) not in devices:
-    st.session_state[SETTING_KEYS["device"]] = "auto"
+    st.session_state[SETTING_KEYS["device"]] = SETTINGS["device"].default
+device = SETTINGS["device"].meta
 st.radio(
-    "Device",
+    device.label,
     devices,
     key=SETTING_KEYS["device"],
     horizontal=True,
-    format_func={"auto": "automatic", "cpu": "CPU", "cuda": "CUDA GPU"}.get,
-    help="Automatic uses the GPU when there is one.",
+    format_func=device.describe_choice,
+    help=device.help,
 )
 st.caption(f"This machine: {safe_text(device_description())}.")
 
 with st.expander("Advanced settings (defaults: the chosen preset)"):
-    a1, a2, a3 = st.columns(3)
-    a1.number_input("Epochs", key=SETTING_KEYS["epochs"], step=10)
-    a2.number_input(
-        "Encoder learning rate", key=SETTING_KEYS["lr_encoder"], step=1e-4, format="%.1e"
-    )
-    a3.number_input(
-        "Decoder learning rate", key=SETTING_KEYS["lr_decoder"], step=1e-4, format="%.1e"
-    )
-    b1, b2, b3 = st.columns(3)
-    b1.number_input("Genes per graph", key=SETTING_KEYS["n_genes"], step=50)
-    b2.number_input("Edge p-value threshold", key=SETTING_KEYS["pvalue"], step=0.001, format="%.4g")
-    b3.number_input(
-        "Max neighbours per gene",
-        key=SETTING_KEYS["max_neighbours"],
-        step=5,
-        help="Keep each gene's strongest edges; 0 keeps every significant edge.",
-    )
-    c1, c2, c3 = st.columns(3)
-    c1.selectbox(
-        "Gene choice",
-        SELECTIONS,
-        key=SETTING_KEYS["selection"],
-        format_func={
-            "per-dataset": "each dataset's top genes (reference)",
-            "shared": "favour genes other datasets share",
-        }.get,
-    )
-    c2.selectbox(
-        "Multiple testing of edges",
-        CORRECTIONS,
-        key=SETTING_KEYS["correction"],
-        format_func={"raw": "none (reference)", "bh": "Benjamini-Hochberg"}.get,
-    )
-    c3.selectbox(
-        "Decoder",
-        DECODERS,
-        key=SETTING_KEYS["decoder"],
-        format_func={"mlp": "MLP on z zᵀ (reference)", "inner": "inner product"}.get,
-    )
-    d1, d2, d3 = st.columns(3)
-    d1.number_input("Seed", key=SETTING_KEYS["seed"], step=1)
-    d2.number_input("Leiden resolution", key=SETTING_KEYS["leiden_resolution"], step=0.1)
-    d3.selectbox(
-        "Similarity loss",
-        SIMILARITY_NORMALISATIONS,
-        key=SETTING_KEYS["similarity_normalisation"],
-        format_func={
-            "count": "mean over shared genes (reference)",
-            "weight": "weighted mean cosine",
-        }.get,
-        help="How the Jaccard-weighted cosine of shared genes is averaged; see README, "
-        "Training presets.",
-    )
+    advanced = [spec for name, spec in SETTINGS.items() if name != "device"]
+    for row in range(0, len(advanced), 3):
+        for column, spec in zip(st.columns(3), advanced[row : row + 3], strict=False):
+            setting_input(column, spec, SETTING_KEYS[spec.name])
     st.button(
         "Reset to the preset's values",
         key="train-reset",

@@ -46,7 +46,7 @@ def trained_sim_workspace_template(tmp_path_factory):
     ws = Workspace.open(tmp_path_factory.mktemp("trained-template") / "ws")
     fill_demo(ws, prefer_simulated=True)
     config = make_config(
-        "quick", epochs=20, graph=GraphConfig(n_genes=150, selection="shared", max_neighbours=30)
+        "quick", epochs=20, graph=GraphConfig(n_genes=150, selection="shared", edges_per_gene=30)
     )
     train(ws, config, run_name="r")
     return ws.root

@@ -37,7 +37,7 @@ from musegnn_core.workspace import Workspace
 from tests.factories import make_counts, write_h5ad
 
 DATASETS = ["sim_scrna_human_blood_a", "sim_scrna_human_blood_b"]
-GRAPHS = GraphConfig(n_genes=150, selection="shared", max_neighbours=30)
+GRAPHS = GraphConfig(n_genes=150, selection="shared", edges_per_gene=30)
 TIMEOUT = 300  # seconds; the 2-core test machine is often shared with other work
 #: Children train tiny graphs: one thread each, so that they do not spin against each other.
 ENV = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}

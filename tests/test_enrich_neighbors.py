@@ -99,7 +99,7 @@ def test_cli_on_a_trained_run(tmp_path, capsys):
         make_config(
             "quick",
             epochs=15,
-            graph=GraphConfig(n_genes=150, selection="shared", max_neighbours=30),
+            graph=GraphConfig(n_genes=150, selection="shared", edges_per_gene=30),
         ),
         run_name="r",
     )

@@ -41,7 +41,7 @@ from musegnn_core.workspace import Workspace
 from tests.factories import make_counts, write_h5ad
 
 DATASETS = ["sim_scrna_human_blood_a", "sim_scrna_human_blood_b"]
-GRAPHS = GraphConfig(n_genes=150, selection="shared", max_neighbours=30)
+GRAPHS = GraphConfig(n_genes=150, selection="shared", edges_per_gene=30)
 TIMEOUT = 300  # seconds for one child; the 2-core test machine is often shared
 #: Children train tiny graphs: one thread each, so that they do not spin against each other.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -98,7 +98,7 @@ config = train_module.make_config(
     "quick",
     epochs=int(os.environ["EPOCHS"]),
     checkpoint_every=int(os.environ["EVERY"]),
-    graph=GraphConfig(n_genes=150, selection="shared", max_neighbours=30),
+    graph=GraphConfig(n_genes=150, selection="shared", edges_per_gene=30),
 )
 train_module.train(
     Workspace.open(os.environ["WS"]), config, datasets=os.environ["DATASETS"].split(","),
@@ -217,7 +217,7 @@ def test_app_training_killed_from_outside(ws, one_torch_thread, monkeypatch):
     for name, value in ONE_THREAD.items():  # the job inherits the app's environment
         monkeypatch.setenv(name, value)
     before = untouched_parts(ws.root)
-    overrides = {"epochs": 30, "n_genes": 150, "selection": "shared", "max_neighbours": 30}
+    overrides = {"epochs": 30, "n_genes": 150, "selection": "shared", "edges_per_gene": 30}
     name = jobs.start_training(
         ws, datasets=DATASETS, preset="quick", overrides=overrides, run_name="job"
     )

@@ -18,12 +18,13 @@ from musegnn_core.errors import ValidationError, WorkspaceError
 from musegnn_core.graphs.build import GraphConfig, build_graphs
 from musegnn_core.paths import PROJECT_ROOT
 from musegnn_core.runs import get_run
+from musegnn_core.settings import PRESET_PURPOSE
 from musegnn_core.storage import file_lock
 from musegnn_core.train import PRESETS, make_config
 from musegnn_core.workspace import Workspace
 
 DATASETS = ["sim_scrna_human_blood_a", "sim_scrna_human_blood_b"]
-SMALL = {"n_genes": 150, "selection": "shared", "max_neighbours": 30}
+SMALL = {"n_genes": 150, "selection": "shared", "edges_per_gene": 30}
 TIMEOUT = 420  # seconds; the 2-core test machine is often shared with other work
 
 
@@ -56,14 +57,15 @@ def wait_for(ws, name, states, timeout=TIMEOUT, until=None):
         ({"lr_encoder": 2.0}, r"lr_encoder must be in \(0, 1\)"),
         ({"lr_decoder": float("nan")}, "lr_decoder must be a finite number"),
         ({"n_genes": 5}, "n_genes must be between 10 and 20000"),
-        ({"pvalue": 1.5}, r"p-value threshold must be in \(0, 1\)"),
-        ({"max_neighbours": -3}, "max_neighbours must be >= 1"),
-        ({"leiden_resolution": 0}, "Leiden resolution must be in"),
+        ({"pvalue": 1.5}, r"pvalue must be in \(0, 1\)"),
+        ({"edges_per_gene": -3}, "edges_per_gene must be between 0 and"),
+        ({"leiden_resolution": 0}, "leiden_resolution must be between 0.05 and 50"),
+        ({"leiden_resolution": 60.0}, "leiden_resolution must be between 0.05 and 50"),
         ({"seed": -1}, "seed must be between 0"),
         ({"epochs": 2.5}, "epochs must be a whole number"),
         ({"selection": "best"}, "selection must be one of"),
         ({"decoder": "linear"}, "decoder must be one of"),
-        ({"device": "tpu"}, "device must be auto, cpu or cuda"),
+        ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
         ({"learning_rate": 0.1}, "Unknown training setting 'learning_rate'"),
     ],
 )
@@ -102,16 +104,16 @@ def test_cli_builds_the_same_configuration_as_the_page(sim_ws):
     overrides = {**SMALL, "epochs": 7, "lr_encoder": 3e-4, "seed": 11, "leiden_resolution": 0.7}
     config = jobs.make_train_config("paper", overrides)
     assert (config.epochs, config.lr_encoder, config.seed) == (7, 3e-4, 11)
-    assert (config.graph.n_genes, config.graph.max_neighbours) == (150, 30)
+    assert (config.graph.n_genes, config.graph.edges_per_gene) == (150, 30)
     assert config.leiden_resolution == 0.7 and config.model == PRESETS["paper"].model
     argv = jobs.train_command(sim_ws, "r1", "paper", DATASETS, config)
     assert argv[:4] == [sys.executable, "-m", "musegnn_core", "train"]
     args = build_parser().parse_args(argv[3:])
     assert jobs.make_train_config(args.preset, train_overrides(args)) == config
     assert args.datasets == DATASETS and args.run_name == "r1"
-    # 0 (or None) neighbours keeps every edge; the preset's values fill the rest.
+    # 0 keeps every edge (the former name still works); the preset's values fill the rest.
     everything = jobs.make_train_config("quick", {"max_neighbours": 0})
-    assert everything.graph.max_neighbours is None
+    assert everything.graph.edges_per_gene == 0
     assert everything.epochs == PRESETS["quick"].epochs
     assert jobs.preset_settings("quick") == jobs.config_settings(make_config("quick"))
 
@@ -121,7 +123,7 @@ def test_preset_summaries_come_from_the_presets():
         text = jobs.preset_summary(name)
         assert text.startswith(f"{preset.epochs} epochs")
         assert f"{preset.lr_encoder:g} / {preset.lr_decoder:g}" in text
-        assert jobs.PRESET_PURPOSE[name] in text
+        assert PRESET_PURPOSE[name] in text
     assert "50 strongest edges" in jobs.preset_summary("quick")
     assert "all significant edges" in jobs.preset_summary("paper")
 
@@ -131,7 +133,7 @@ def test_cli_rejects_out_of_range_advanced_settings(sim_ws, capsys):
     assert main(["train", "-w", root, "--lr-encoder", "2"]) == 2
     assert "lr_encoder must be in (0, 1)" in capsys.readouterr().err
     assert main(["train", "-w", root, "--leiden-resolution", "-1"]) == 2
-    assert "Leiden resolution" in capsys.readouterr().err
+    assert "leiden_resolution must be between 0.05 and 50" in capsys.readouterr().err
 
 
 def test_background_training_survives_its_parent_and_completes(sim_ws):

@@ -19,7 +19,7 @@ from musegnn_core.storage import file_lock
 from musegnn_core.train import make_config, train
 from musegnn_core.workspace import Workspace
 
-GRAPHS = GraphConfig(n_genes=150, selection="shared", max_neighbours=30)
+GRAPHS = GraphConfig(n_genes=150, selection="shared", edges_per_gene=30)
 
 
 def small_config(**overrides):
@@ -119,7 +119,7 @@ def test_killed_training_shows_as_stopped_and_resumes(sim_ws):
         "from musegnn_core.graphs.build import GraphConfig;"
         "import os, signal;"
         "cfg = make_config('quick', epochs=50, checkpoint_every=2,"
-        " graph=GraphConfig(n_genes=150, selection='shared', max_neighbours=30));"
+        " graph=GraphConfig(n_genes=150, selection='shared', edges_per_gene=30));"
         "cb = lambda e: os.kill(os.getpid(), signal.SIGKILL) if e.epoch == 5 else None;"
         f"train(Workspace.open({str(sim_ws.root)!r}), cfg, run_name='killed', callback=cb)"
     )

@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ValidationError
+from ..settings import DEFAULT_LEIDEN_RESOLUTION, LEIDEN_RESOLUTION_RANGE
 from ..storage import atomic_path
 from .metrics import cluster_embedding
 
 #: The per-row properties a cluster's composition is reported by.
 COMPOSITION_KEYS = ("dataset", "tissue", "modality", "species")
-MIN_RESOLUTION, MAX_RESOLUTION = 0.05, 10.0
+#: One range for training and exploring (a run trained at any resolution opens here).
+MIN_RESOLUTION, MAX_RESOLUTION = LEIDEN_RESOLUTION_RANGE
 
 
 @dataclass
@@ -59,7 +61,10 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
 
 
 def leiden_clusters(
-    embedding: ad.AnnData, resolution: float = 1.0, seed: int = 0, n_neighbors: int = 15
+    embedding: ad.AnnData,
+    resolution: float = DEFAULT_LEIDEN_RESOLUTION,
+    seed: int = 0,
+    n_neighbors: int = 15,
 ) -> pd.Series:
     """Leiden labels of the embedding's rows at ``resolution`` (seeded, numbered by size)."""
     resolution = check_resolution(resolution)
@@ -79,7 +84,7 @@ def run_clustering(
     the embedding (``obs['leiden']``). Others go to ``<run>/clusters/`` as CSV.
     """
     train = run.config().get("train", {})
-    trained_resolution = float(train.get("leiden_resolution", 1.0))
+    trained_resolution = float(train.get("leiden_resolution", DEFAULT_LEIDEN_RESOLUTION))
     seed = int(train.get("seed", 0)) if seed is None else int(seed)
     resolution = check_resolution(trained_resolution if resolution is None else resolution)
     if (

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from .. import software_versions
 from ..data.metadata import DatasetMeta
 from ..errors import ValidationError
+from ..settings import CORRECTIONS, SELECTIONS, GraphConfig  # noqa: F401 (re-exported)
 from ..storage import atomic_path, atomic_write_json, file_lock, read_json
 from ..workspace import Workspace, now_iso
 from . import hvg, orthologs, qc
@@ -45,52 +46,7 @@ from .sparkx import rank_spatially_variable_genes, sparkx
 
 #: Bump when a change to the pipeline alters graphs, so cached graphs are rebuilt.
 GRAPH_ALGORITHM_VERSION = 1
-CORRECTIONS = ("raw", "bh")
-SELECTIONS = ("per-dataset", "shared")
 Progress = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class GraphConfig:
-    """Parameters of graph construction (defaults: the MuSe-GNN reference)."""
-
-    n_genes: int = 1000
-    pvalue: float = 0.005
-    correction: str = "raw"
-    self_loops: bool = True
-    theta: float = 100.0
-    qc_preset: str = "default"
-    selection: str = "per-dataset"
-    shared_pool: int = 3
-    max_neighbours: int | None = None
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.selection not in SELECTIONS:
-            raise ValidationError(f"selection must be one of {SELECTIONS}, not {self.selection!r}.")
-        if self.max_neighbours is not None and self.max_neighbours < 1:
-            raise ValidationError(f"max_neighbours must be >= 1, not {self.max_neighbours}.")
-        if not 1 <= self.shared_pool <= 20:
-            raise ValidationError(f"shared_pool must be between 1 and 20, not {self.shared_pool}.")
-        if not 10 <= self.n_genes <= 20000:
-            raise ValidationError(f"n_genes must be between 10 and 20000, not {self.n_genes}.")
-        if not 0 < self.pvalue < 1:
-            raise ValidationError(f"The p-value threshold must be in (0, 1), not {self.pvalue}.")
-        if self.correction not in CORRECTIONS:
-            raise ValidationError(
-                f"correction must be one of {CORRECTIONS}, not {self.correction!r}."
-            )
-        if self.qc_preset not in ("default", "reference"):
-            raise ValidationError(
-                f"qc_preset must be 'default' or 'reference', not {self.qc_preset!r}."
-            )
-        if self.theta <= 0:
-            raise ValidationError(f"theta must be positive, not {self.theta}.")
-
-    def fingerprint_fields(self) -> dict:
-        fields = asdict(self)
-        fields.pop("device")  # results do not depend on where they were computed
-        return fields
 
 
 @dataclass
@@ -306,8 +262,8 @@ def build_graph(
         method=config.correction,
         self_loops=config.self_loops,
     )
-    if config.max_neighbours:
-        adjacency = cap_neighbours(adjacency, result.test_stat, config.max_neighbours)
+    if config.edges_per_gene:
+        adjacency = cap_neighbours(adjacency, result.test_stat, config.edges_per_gene)
     timings["cscore"] = time.perf_counter() - start
 
     nodes, mapping = map_node_names(genes, meta.species, table_path)

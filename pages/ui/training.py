@@ -7,9 +7,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from musegnn_core.jobs import SETTINGS, preset_settings
+from musegnn_core.settings import SETTINGS, preset_values
+from pages.ui.settings_form import widget_value
 
-#: Widget keys of the advanced settings: one per setting of musegnn_core.jobs.SETTINGS.
+#: Widget keys of the settings: one per setting of musegnn_core.settings.SETTINGS.
 SETTING_KEYS = {name: f"train-{name}" for name in SETTINGS}
 LOSS_LABELS = {
     "total": "Total",
@@ -27,20 +28,15 @@ STATE_ICONS = {
 }
 
 
-def _widget_value(name: str, value):
-    # The neighbour cap's "keep every edge" (None) is 0 in its number box.
-    return 0 if name == "max_neighbours" and value is None else value
-
-
 def load_preset_defaults(preset: str, *, force: bool = False) -> None:
     """Put the preset's values into the setting widgets (all, or the unset ones).
 
     The device is the machine's, not the preset's: a chosen device is kept.
     """
-    for name, value in preset_settings(preset).items():
+    for name, value in preset_values(preset).items():
         key = SETTING_KEYS[name]
         if key not in st.session_state or (force and name != "device"):
-            st.session_state[key] = _widget_value(name, value)
+            st.session_state[key] = widget_value(SETTINGS[name], value)
 
 
 def chosen_settings() -> dict:
