@@ -24,28 +24,15 @@ from .analysis.annotate import annotate_after_training
 from .errors import MuseGNNError, ValidationError, WorkspaceError
 from .graphs.build import GeneGraph, build_graphs, load_graph, resolve_device
 from .graphs.overlap import check_datasets_share_genes
-from .model.losses import (
-    combine_losses,
-    reconstruction_loss,
-    sample_non_edges,
-    sampled_reconstruction_loss,
-)
-from .model.module import (
-    DatasetSpec,
-    MuSeGNNModule,
-    dense_target,
-    edge_index_from_adjacency,
-    undirected_edges,
-)
+from .model.losses import reconstruction_loss, total_loss
+from .model.module import DatasetSpec, MuSeGNNModule, dense_target, edge_index_from_adjacency
 from .model.pairs import compute_all_pair_stats, resample_neighbours
-from .progress import ProgressRecorder
 from .runs import Run, check_run_name, get_run, list_runs, new_run_name, run_folder
 from .settings import (  # noqa: F401 (GraphConfig, ModelConfig, PRESETS: re-exported)
     PRESETS,
     GraphConfig,
     ModelConfig,
     TrainConfig,
-    learning_rate_factor,
     make_config,
     sharing_group,
 )
@@ -80,50 +67,16 @@ class DeviceGraphs:
     graphs: list[GeneGraph]
     features: list[torch.Tensor]
     edge_index: list[torch.Tensor]
-    #: Dense 0/1 targets (``reconstruction="dense"``), else None.
-    targets: list[torch.Tensor | None]
-    #: Each undirected edge once, no self-loops, 2 x E (``reconstruction="sampled"``).
-    edges: list[torch.Tensor | None]
-    #: Sorted keys ``u * n + v`` of all directed edges, to refuse sampled non-edges.
-    edge_keys: list[torch.Tensor | None]
+    targets: list[torch.Tensor]
 
 
-def to_device(
-    graphs: list[GeneGraph], device: torch.device, reconstruction: str = "dense"
-) -> DeviceGraphs:
-    edge_index = [edge_index_from_adjacency(g.adjacency).to(device) for g in graphs]
-    dense = reconstruction == "dense"
+def to_device(graphs: list[GeneGraph], device: torch.device) -> DeviceGraphs:
     return DeviceGraphs(
         graphs=graphs,
         features=[torch.from_numpy(g.features).to(device) for g in graphs],
-        edge_index=edge_index,
-        targets=[dense_target(g.adjacency).to(device) if dense else None for g in graphs],
-        edges=[None if dense else undirected_edges(g.adjacency).to(device) for g in graphs],
-        edge_keys=[
-            None if dense else torch.sort(e[0] * g.n_genes + e[1]).values
-            for g, e in zip(graphs, edge_index, strict=True)
-        ],
+        edge_index=[edge_index_from_adjacency(g.adjacency).to(device) for g in graphs],
+        targets=[dense_target(g.adjacency).to(device) for g in graphs],
     )
-
-
-def reconstruction_term(
-    module: MuSeGNNModule, t: int, z_t: torch.Tensor, state: TrainingState, config: TrainConfig
-) -> torch.Tensor:
-    """The graph reconstruction loss of dataset ``t``, in float32 (BCE sums are
-    precision-sensitive); the dense decoder itself may run under autocast."""
-    data = state.data
-    if config.model.reconstruction == "dense":
-        return reconstruction_loss(module.decode(t, z_t).float(), data.targets[t])
-    edges = data.edges[t]
-    count = max(1, round(edges.shape[1] * config.model.negatives_per_edge))
-    negatives = sample_non_edges(
-        data.edge_keys[t], data.graphs[t].n_genes, count, state.generator
-    )
-    with torch.autocast(z_t.device.type, enabled=False):
-        z = z_t.float()
-        return sampled_reconstruction_loss(
-            module.decode_pairs(t, z, edges), module.decode_pairs(t, z, negatives)
-        )
 
 
 @dataclass
@@ -239,14 +192,6 @@ def make_optimizer(module: MuSeGNNModule, config: TrainConfig) -> torch.optim.Op
     return torch.optim.Adam(groups)
 
 
-def set_learning_rates(optimizer: torch.optim.Optimizer, config: TrainConfig, epoch: int) -> None:
-    """Each parameter group's rate for ``epoch`` from its base rate and the schedule."""
-    factor = learning_rate_factor(config.lr_schedule, epoch, config.epochs)
-    for group in optimizer.param_groups:
-        group.setdefault("base_lr", group["lr"])
-        group["lr"] = group["base_lr"] * factor
-
-
 def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
     """One optimiser step per dataset, each paired with a random other dataset."""
     module, data, device = state.module, state.data, state.device
@@ -260,13 +205,15 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
     for t in range(n):
         with autocast:
             z_t = module.encode(t, data.features[t], data.edge_index[t])
+            logits = module.decode(t, z_t)
             if n > 1:
                 s = int(state.rng.choice([i for i in range(n) if i != t]))
                 z_s = module.encode(s, data.features[s], data.edge_index[s])
-            rec = reconstruction_term(module, t, z_t, state, config)
+        # Losses in float32: BCE over n^2 entries and cosine sums are precision-sensitive.
         if n > 1:
-            loss, parts = combine_losses(
-                rec,
+            loss, parts = total_loss(
+                logits.float(),
+                data.targets[t],
                 z_t.float(),
                 z_s.float(),
                 state.pairs[(t, s)],
@@ -275,7 +222,7 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
             )
             terms = [parts["reconstruction"], parts["similarity"], parts["contrastive"]]
         else:
-            loss = rec
+            loss = reconstruction_loss(logits.float(), data.targets[t])
             terms = [loss.detach(), torch.zeros((), device=device), torch.zeros((), device=device)]
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -364,13 +311,8 @@ def train(
     resume: bool = False,
     callback: Callback | None = None,
 ) -> Run:
-    """Train (or resume) a run; returns its folder. One training per workspace at a time.
-
-    Progress goes to ``callback`` and to the run's ``progress.jsonl``. A resumed run keeps
-    its own settings (:func:`resumed_config`); ``config`` can only extend its epochs.
-    """
-    if config is None and not resume:
-        config = make_config()
+    """Train (or resume) a run; returns its folder. One training per workspace at a time."""
+    config = config or make_config()
     with file_lock(workspace.root / "training.lock", blocking=False) as held:
         if not held:
             running = [r.name for r in list_runs(workspace) if r.status().get("state") == "running"]
@@ -379,21 +321,7 @@ def train(
                 + (f" (run {running[0]})" if running else "")
                 + ": wait for it to finish or stop it first."
             )
-        recorder = ProgressRecorder(callback)
-        try:
-            return _train_locked(workspace, config, datasets, run_name, resume, recorder)
-        except BaseException as exc:
-            recorder.failed(exc)
-            raise
-
-
-def resumed_config(run: Run, epochs: int | None = None) -> TrainConfig:
-    """The one rule of resuming: a run continues with the settings it was started with;
-    ``epochs`` beyond its own extend it (a finished or stopped run trains further)."""
-    config = TrainConfig.from_dict(run.config()["train"])
-    if epochs is not None and epochs > config.epochs:
-        config = replace(config, epochs=epochs)
-    return config
+        return _train_locked(workspace, config, datasets, run_name, resume, callback)
 
 
 def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Run:
@@ -402,22 +330,24 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
         if not run_name:
             raise ValidationError("Say which run to resume (--run-name).")
         run = get_run(workspace, run_name)
-        config = resumed_config(run, None if config is None else config.epochs)
-        datasets = run.config()["datasets"]
+        stored = run.config()
+        epochs = config.epochs if config.epochs != stored["train"]["epochs"] else None
+        config = TrainConfig.from_dict(stored["train"])
+        if epochs and epochs > config.epochs:
+            config = replace(config, epochs=epochs)  # extending a finished or stopped run
+        datasets = stored["datasets"]
     else:
         run = run_folder(
             workspace,
             check_run_name(run_name) if run_name else new_run_name(workspace, config.preset),
         )
-        if run.config_path.exists():  # a start that failed before training leaves none
+        if run.root.exists() and any(run.root.iterdir()):
             raise WorkspaceError(
                 f"A run named {run.name!r} already exists: choose another name or resume it."
             )
         # From the gene names alone, before any graph is built and cached for nothing.
         check_datasets_share_genes(workspace, datasets)
     device = torch.device(resolve_device(config.device))
-    if isinstance(notify, ProgressRecorder):
-        notify.attach(run.root, resumed=resume)
     notify(ProgressEvent(run.name, "graphs", message="building graphs"))
     graphs, fingerprints = _prepare_graphs(workspace, datasets, config)
     check_shared_genes(graphs)
@@ -435,7 +365,7 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
     state = TrainingState(
         module=module,
         optimizer=make_optimizer(module, config),
-        data=to_device(graphs, device, config.model.reconstruction),
+        data=to_device(graphs, device),
         pairs={k: v.to(device) for k, v in compute_all_pair_stats(graphs, config.seed).items()},
         rng=np.random.default_rng(config.seed),
         generator=generator,
@@ -560,7 +490,6 @@ def _loop(
                 (t, s): resample_neighbours(p, graphs[t].adjacency, graphs[s].adjacency, state.rng)
                 for (t, s), p in state.pairs.items()
             }
-        set_learning_rates(state.optimizer, config, epoch)
         epoch_start = time.perf_counter()
         losses = train_epoch(state, config)
         seconds = time.perf_counter() - epoch_start
