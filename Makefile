@@ -6,13 +6,13 @@ STAMP  := $(VENV)/.installed-requirements
 
 .PHONY: run test lint format clean-venv
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m streamlit run app.py
+	$(PY) -m musegnn_core app
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -7,7 +7,7 @@ shared title, sidebar and workspace, then musegnn_core for all computation.
 import streamlit as st
 
 from musegnn_core.graphs.build import graph_infos
-from musegnn_core.jobs import running_training, runs_overview
+from musegnn_core.jobs import running_training
 from pages.ui.common import (
     datasets_frame,
     page_frame,
@@ -16,6 +16,7 @@ from pages.ui.common import (
     simulated_banner,
     workspace,
 )
+from pages.ui.runs import runs_overview
 
 page_frame("Home")
 st.title("MuSe-GNN Studio")

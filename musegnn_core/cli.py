@@ -646,6 +646,18 @@ def run_libraries(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------- app
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--port", type=int, help="port to serve on (default 8501)")
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from .dashboard import run_app as run_dashboard
+
+    return run_dashboard(args.workspace, args.port)
+
+
 Command = tuple[
     str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
 ]
@@ -702,6 +714,7 @@ COMMANDS: list[Command] = [
         run_libraries,
     ),
     ("demo", "fill an empty workspace with the demo datasets", add_demo_arguments, run_demo),
+    ("app", "start the dashboard in a browser (from a checkout)", add_app_arguments, run_app),
 ]
 
 

@@ -1,28 +1,30 @@
-"""Background training that outlives the page that started it.
+"""Background jobs that outlive the page that started them: trainings and evaluations.
 
-A training started from the app is a separate ``python -m musegnn_core train`` process,
-detached from the app (its own session, stdin closed), so reloading the page, closing
-the browser or restarting the app server never stops it. The CLI and the pages run the
-same command and build the same configuration (:func:`make_train_config`).
+A job started from the app is a separate ``python -m musegnn_core`` process, detached
+from the app (its own session, stdin closed), so reloading the page, closing the browser
+or restarting the app server never stops it.
 
-Besides the run folder (``runs/<run>/``, written by :mod:`musegnn_core.train`), each
-background job leaves two files::
+A training is handed over as data: the app writes the run's configuration to
+``jobs/<run>.config.json`` and starts ``train --config FILE``; the trainer reports every
+epoch and phase as a JSON line in ``runs/<run>/progress.jsonl`` (:mod:`.progress`), which
+:func:`training_status` and :func:`loss_curve` read. Each job also leaves (paths on
+:class:`~musegnn_core.workspace.Workspace`)::
 
-    jobs/<run>.json   the command, pid (with the process start time, so a recycled pid
-                      is never mistaken for the training), start time, exit status
-    jobs/<run>.log    everything the process printed: progress lines and, when it
-                      fails, the one-line ``error: ...`` message
+    jobs/<run>.json            the command, pid (with the process start time, so a
+                               recycled pid is never mistaken for the job), start time,
+                               exit status
+    jobs/<run>.log             everything the process printed (for people; the pages read
+                               it only for the error of a process that died before its
+                               run could record one)
+    jobs/evaluate/<run>.*      the same for an evaluation of the run
 
-They live outside the run folder because a run folder only appears once the graphs are
-built, and a training that fails before that (a bad dataset file, no shared genes) must
-still show why. :func:`training_status` merges both into the state the pages show.
+Display tables built from these states live with the pages (``pages/ui/runs.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -37,11 +39,13 @@ import pandas as pd
 from . import settings
 from .errors import ValidationError, WorkspaceError
 from .paths import PROJECT_ROOT
+from .progress import latest_attempt, loss_rows, read_events
 from .runs import (
-    Run,
     check_run_name,
+    get_run,
     list_runs,
     new_run_name,
+    pid_alive,
     process_start,
     run_folder,
     same_process_alive,
@@ -52,8 +56,7 @@ from .workspace import Workspace, now_iso
 #: The settings a training accepts besides preset and datasets (defined in settings.py).
 SETTINGS = settings.SETTINGS
 LOG_TAIL_LINES = 30
-
-_EPOCH_LINE = re.compile(r": epoch (\d+)/(\d+): (.*?); ")
+KINDS = ("train", "evaluate")
 
 
 # ------------------------------------------------------------------ configuration
@@ -90,52 +93,53 @@ def make_train_config(preset: str = "quick", overrides: Mapping[str, Any] | None
     return config
 
 
-config_settings = settings.config_values
-preset_settings = settings.preset_values
-preset_summary = settings.preset_summary
-
-
-def train_command(
-    workspace: Workspace, run_name: str, preset: str, datasets: Sequence[str], config
-) -> list[str]:
-    """The ``python -m musegnn_core train`` command line that trains ``config``.
-
-    Every setting is spelled out, so the process builds exactly this configuration.
-    """
-    argv = [sys.executable, "-m", "musegnn_core", "train", "--workspace", str(workspace.root)]
-    argv += ["--run-name", run_name, "--preset", preset, "--datasets", ",".join(datasets)]
-    for name, value in config_settings(config).items():
-        text = ",".join(value) if isinstance(value, tuple) else repr(value)
-        argv += [SETTINGS[name].meta.flag, value if isinstance(value, str) else text]
-    return argv
+def train_command(workspace: Workspace, run_name: str, config_file: Path) -> list[str]:
+    """The ``python -m musegnn_core train`` command that trains the configuration file."""
+    return [
+        sys.executable,
+        "-m",
+        "musegnn_core",
+        "train",
+        "--workspace",
+        str(workspace.root),
+        "--run-name",
+        run_name,
+        "--config",
+        str(config_file),
+    ]
 
 
 # ------------------------------------------------------------------ job records
-def jobs_dir(workspace: Workspace) -> Path:
-    return workspace.root / "jobs"
+def job_record_path(workspace: Workspace, run_name: str, kind: str = "train") -> Path:
+    return workspace.job_path(check_run_name(run_name), ".json", kind)
 
 
-def job_record_path(workspace: Workspace, run_name: str) -> Path:
-    return jobs_dir(workspace) / f"{check_run_name(run_name)}.json"
+def job_log_path(workspace: Workspace, run_name: str, kind: str = "train") -> Path:
+    return workspace.job_path(check_run_name(run_name), ".log", kind)
 
 
-def job_log_path(workspace: Workspace, run_name: str) -> Path:
-    return jobs_dir(workspace) / f"{check_run_name(run_name)}.log"
+def job_config_path(workspace: Workspace, run_name: str) -> Path:
+    return workspace.job_path(check_run_name(run_name), ".config.json")
 
 
 def _jobs_lock(workspace: Workspace):
-    return file_lock(jobs_dir(workspace) / ".lock")
+    return file_lock(workspace.jobs_dir / ".lock")
 
 
-def read_job(workspace: Workspace, run_name: str) -> dict | None:
-    return read_json(job_record_path(workspace, run_name), None)
+def read_job(workspace: Workspace, run_name: str, kind: str = "train") -> dict | None:
+    return read_json(job_record_path(workspace, run_name, kind), None)
 
 
-def _update_job(workspace: Workspace, run_name: str, **fields) -> None:
+def read_job_config(workspace: Workspace, run_name: str) -> dict:
+    """What the app asked a training for: ``datasets`` and ``train`` (a TrainConfig dict)."""
+    return read_json(job_config_path(workspace, run_name), {}) or {}
+
+
+def _update_job(workspace: Workspace, run_name: str, kind: str, **fields) -> None:
     with _jobs_lock(workspace):
-        record = read_job(workspace, run_name)
+        record = read_job(workspace, run_name, kind)
         if record is not None:
-            atomic_write_json(job_record_path(workspace, run_name), {**record, **fields})
+            atomic_write_json(job_record_path(workspace, run_name, kind), {**record, **fields})
 
 
 def job_alive(record: dict | None) -> bool:
@@ -145,8 +149,10 @@ def job_alive(record: dict | None) -> bool:
     return same_process_alive(record.get("pid"), record.get("process_start"))
 
 
-def _all_jobs(workspace: Workspace) -> list[dict]:
-    records = [read_json(p, None) for p in jobs_dir(workspace).glob("*.json")]
+def all_jobs(workspace: Workspace, kind: str = "train") -> list[dict]:
+    """The records of every job of a kind, newest first."""
+    folder = workspace.jobs_dir if kind == "train" else workspace.jobs_dir / kind
+    records = [read_json(p, None) for p in folder.glob("*.json") if ".config" not in p.suffixes]
     return sorted((r for r in records if r), key=lambda r: r.get("started_at", ""), reverse=True)
 
 
@@ -156,7 +162,7 @@ def running_training(workspace: Workspace) -> str | None:
     Jobs started here are found by their live process; a training started directly from
     the command line by its run's status (``Run.status`` reads a dead pid as stopped).
     """
-    for record in _all_jobs(workspace):
+    for record in all_jobs(workspace):
         # A process that has just written its final state may take a moment to exit.
         if job_alive(record) and training_status(workspace, record["run"])["state"] in (
             "starting",
@@ -172,7 +178,7 @@ def running_training(workspace: Workspace) -> str | None:
 def _refuse_if_running(workspace: Workspace) -> None:
     name = running_training(workspace)
     if name is None:
-        with file_lock(workspace.root / "training.lock", blocking=False) as free:
+        with file_lock(workspace.training_lock_path, blocking=False) as free:
             if free:
                 return
     raise WorkspaceError(
@@ -182,17 +188,16 @@ def _refuse_if_running(workspace: Workspace) -> None:
     )
 
 
-def _reap(process: subprocess.Popen, workspace: Workspace, run_name: str) -> None:
+def _reap(process: subprocess.Popen, workspace: Workspace, run_name: str, kind: str) -> None:
     """Wait for the process (so it never lingers as a zombie) and record its exit status."""
     code = process.wait()
     with contextlib.suppress(OSError):
-        _update_job(workspace, run_name, returncode=code, finished_at=now_iso())
+        _update_job(workspace, run_name, kind, returncode=code, finished_at=now_iso())
 
 
-def _spawn(workspace: Workspace, run_name: str, argv: list[str], kind: str) -> None:
-    folder = jobs_dir(workspace)
-    folder.mkdir(parents=True, exist_ok=True)
-    log_path = job_log_path(workspace, run_name)
+def _spawn(workspace: Workspace, run_name: str, argv: list[str], kind: str, action: str) -> None:
+    log_path = job_log_path(workspace, run_name, kind)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -202,7 +207,7 @@ def _spawn(workspace: Workspace, run_name: str, argv: list[str], kind: str) -> N
     }
     started = now_iso()
     with open(log_path, "ab") as log:
-        log.write(f"--- {started} {kind}: {shlex.join(argv)}\n".encode())
+        log.write(f"--- {started} {action}: {shlex.join(argv)}\n".encode())
         log.flush()
         process = subprocess.Popen(
             argv,
@@ -215,10 +220,10 @@ def _spawn(workspace: Workspace, run_name: str, argv: list[str], kind: str) -> N
             close_fds=True,
         )
     atomic_write_json(
-        job_record_path(workspace, run_name),
+        job_record_path(workspace, run_name, kind),
         {
             "run": run_name,
-            "kind": kind,
+            "kind": action,
             "pid": process.pid,
             "process_start": process_start(process.pid),
             "command": argv,
@@ -228,7 +233,10 @@ def _spawn(workspace: Workspace, run_name: str, argv: list[str], kind: str) -> N
         },
     )
     threading.Thread(
-        target=_reap, args=(process, workspace, run_name), daemon=True, name=f"reap-{run_name}"
+        target=_reap,
+        args=(process, workspace, run_name, kind),
+        daemon=True,
+        name=f"reap-{kind}-{run_name}",
     ).start()
 
 
@@ -259,13 +267,14 @@ def start_training(
         _refuse_if_running(workspace)
         name = check_run_name(run_name.strip()) if run_name else _new_name(workspace, preset)
         run = run_folder(workspace, name)
-        if (run.root.exists() and any(run.root.iterdir())) or job_record_path(
-            workspace, name
-        ).exists():
+        if run.config_path.exists() or job_record_path(workspace, name).exists():
             raise WorkspaceError(
                 f"A run named {name!r} already exists: choose another name or resume it."
             )
-        _spawn(workspace, name, train_command(workspace, name, preset, names, config), "start")
+        config_file = job_config_path(workspace, name)
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(config_file, {"datasets": names, "train": config.to_dict()})
+        _spawn(workspace, name, train_command(workspace, name, config_file), "train", "start")
     return name
 
 
@@ -280,9 +289,8 @@ def _new_name(workspace: Workspace, preset: str) -> str:
 
 
 def resume_training(workspace: Workspace, run_name: str) -> str:
-    """Continue a stopped (or crashed) run from its last checkpoint, in the background."""
-    from .runs import get_run
-
+    """Continue a stopped (or crashed) run from its last checkpoint, in the background,
+    with its own settings (musegnn_core.train.resumed_config)."""
     status = training_status(workspace, run_name)
     if status["state"] in ("running", "starting"):
         raise WorkspaceError(f"Run {run_name} is already running.")
@@ -293,25 +301,11 @@ def resume_training(workspace: Workspace, run_name: str) -> str:
         raise WorkspaceError(
             f"Run {run_name} has no checkpoint to resume from: start a new run instead."
         )
-    train = run.config().get("train", {})
-    argv = [
-        sys.executable,
-        "-m",
-        "musegnn_core",
-        "train",
-        "--workspace",
-        str(workspace.root),
-        "--run-name",
-        run.name,
-        "--resume",
-        "--preset",
-        train.get("preset", "quick"),
-        "--epochs",
-        str(train.get("epochs")),  # continue to the run's own end, not the preset's
-    ]
+    argv = [sys.executable, "-m", "musegnn_core", "train", "--workspace", str(workspace.root)]
+    argv += ["--run-name", run.name, "--resume"]
     with _jobs_lock(workspace):
         _refuse_if_running(workspace)
-        _spawn(workspace, run.name, argv, "resume")
+        _spawn(workspace, run.name, argv, "train", "resume")
     return run.name
 
 
@@ -339,10 +333,56 @@ def cancel_training(workspace: Workspace, run_name: str) -> str:
     raise WorkspaceError(f"Run {run_name} is not running (state: {status['state']}).")
 
 
+def start_evaluation(
+    workspace: Workspace, run_name: str, baselines: Sequence[str] | None = None
+) -> str:
+    """Evaluate a finished run against the baselines in the background (``evaluate``).
+
+    Like a training, it goes on when the page is left or reloaded; one evaluation of a
+    run at a time. The result is the run's ``evaluation.json``.
+    """
+    run = get_run(workspace, run_name)
+    if not run.embeddings_path.exists():
+        raise ValidationError(f"Run {run_name} has no embeddings yet: finish it first.")
+    argv = [sys.executable, "-m", "musegnn_core", "evaluate", "--workspace", str(workspace.root)]
+    argv += ["--run", run.name]
+    if baselines is not None:
+        argv += ["--baselines", ",".join(baselines)]
+    with _jobs_lock(workspace):
+        if job_alive(read_job(workspace, run.name, "evaluate")):
+            raise WorkspaceError(f"Run {run_name} is already being evaluated.")
+        _spawn(workspace, run.name, argv, "evaluate", "evaluate")
+    return run.name
+
+
+def evaluation_status(workspace: Workspace, run_name: str) -> dict:
+    """``state``: ``none`` (never started here), ``running``, ``done`` or ``failed``
+    (with ``error``); ``started_at``."""
+    record = read_job(workspace, run_name, "evaluate")
+    if record is None:
+        return {"state": "none", "error": None, "started_at": None}
+    out = {"state": "running", "error": None, "started_at": record.get("started_at")}
+    if job_alive(record):
+        return out
+    if record.get("returncode") == 0 or (
+        record.get("returncode") is None
+        and run_folder(workspace, run_name).evaluation_path.exists()
+    ):
+        out["state"] = "done"
+        return out
+    out["state"] = "failed"
+    out["error"] = _error_line(_last_attempt(workspace, run_name, "evaluate")) or (
+        f"the evaluation process exited with status {record.get('returncode')}; see the log"
+    )
+    return out
+
+
 # ------------------------------------------------------------------ reading state
-def read_log(workspace: Workspace, run_name: str, lines: int = LOG_TAIL_LINES) -> str:
+def read_log(
+    workspace: Workspace, run_name: str, lines: int = LOG_TAIL_LINES, kind: str = "train"
+) -> str:
     """The last ``lines`` lines of the job's log ('' when there is none)."""
-    path = job_log_path(workspace, run_name)
+    path = job_log_path(workspace, run_name, kind)
     try:
         with open(path, "rb") as handle:
             handle.seek(max(0, path.stat().st_size - 64 * 1024))
@@ -354,15 +394,16 @@ def read_log(workspace: Workspace, run_name: str, lines: int = LOG_TAIL_LINES) -
     return "\n".join(rows[-lines:])
 
 
-def _last_attempt(workspace: Workspace, run_name: str) -> list[str]:
-    """Log lines of the latest start or resume of the run."""
-    rows = read_log(workspace, run_name, lines=10**6).splitlines()
+def _last_attempt(workspace: Workspace, run_name: str, kind: str = "train") -> list[str]:
+    """Log lines of the latest start or resume of the job."""
+    rows = read_log(workspace, run_name, lines=10**6, kind=kind).splitlines()
     starts = [i for i, row in enumerate(rows) if row.startswith("--- ")]
     return rows[starts[-1] + 1 :] if starts else rows
 
 
 def _error_line(rows: list[str]) -> str | None:
-    """The CLI's one-line ``error:`` message, or the last line of a traceback."""
+    """The CLI's one-line ``error:`` message, or the last line of a traceback: the reason of
+    a process that died before its run could record one (a bad workspace, a crash)."""
     errors = [row for row in rows if row.startswith("error: ")]
     if errors:
         return errors[-1].removeprefix("error: ")
@@ -372,34 +413,51 @@ def _error_line(rows: list[str]) -> str | None:
     return None
 
 
+#: What each phase of a training is doing, in words.
+PHASE_TEXT = {
+    "graphs": "building graphs",
+    "training": "training",
+    "embedding": "computing embeddings, UMAP and clusters",
+    "done": "completed",
+    "stopped": "stopped",
+    "failed": "failed",
+}
+
+
 def training_status(workspace: Workspace, run_name: str) -> dict:
-    """The state of a run as the pages show it, from its run folder and its job.
+    """The state of a run as the pages show it, from its run folder, its progress events
+    and its job.
 
     ``state`` is one of ``starting`` (process alive, preparing graphs), ``running``,
     ``stopped``, ``completed``, ``failed``, ``cancelled`` (stopped before its run
-    existed) or ``unknown`` (no such run). Also: epoch,
-    epochs, losses, seconds_per_epoch, eta_seconds, message, error (the one-line
-    reason of a failure), stop_requested, resumable, log_tail.
+    existed) or ``unknown`` (no such run). ``phase`` is the latest progress phase
+    (``graphs``, ``training``, ``embedding``, ...). Also: epoch, epochs, losses,
+    seconds_per_epoch, eta_seconds, message, error (the one-line reason of a failure),
+    stop_requested, resumable, log_tail.
     """
     check_run_name(run_name)
     run = run_folder(workspace, run_name)
     record = read_job(workspace, run_name)
     status = run.status() if run.status_path.exists() else {}
-    alive = job_alive(record)
-    # Did the latest job get as far as the training loop (which stamps started_at)?
-    reached_loop = bool(status) and (
-        record is None or status.get("started_at", "") >= record.get("started_at", "")
-    )
+    attempt = latest_attempt(read_events(run.progress_path))
+    if record and attempt and attempt[0].get("time", "") < record.get("started_at", ""):
+        attempt = []  # the job's own attempt has not reported yet
+    last = attempt[-1] if attempt else {}
+    phase = last.get("phase", "")
+    alive = job_alive(record) if record else pid_alive(last.get("pid"))
     rows = _last_attempt(workspace, run_name) if record else []
+    epochs = (
+        status.get("epochs")
+        or run.config().get("train", {}).get("epochs")
+        or read_job_config(workspace, run_name).get("train", {}).get("epochs")
+        or 0
+    )
     out = {
         "run": run_name,
         "state": status.get("state", "unknown"),
+        "phase": phase,
         "epoch": int(status.get("epoch", 0) or 0),
-        "epochs": int(
-            status.get("epochs", 0)
-            or run.config().get("train", {}).get("epochs", 0)
-            or _command_options(record).get("--epochs", 0)
-        ),
+        "epochs": int(epochs),
         "losses": status.get("losses", {}),
         "seconds_per_epoch": status.get("seconds_per_epoch"),
         "eta_seconds": status.get("eta_seconds"),
@@ -408,30 +466,34 @@ def training_status(workspace: Workspace, run_name: str) -> dict:
         "stop_requested": run.stop_requested(),
         "log_tail": "\n".join(rows[-LOG_TAIL_LINES:]),
     }
-    if alive and not reached_loop:
-        progress = [row for row in rows if row.strip()]
+    resuming = (record or {}).get("kind") == "resume" or last.get("attempt") == "resume"
+    if phase == "failed":
+        out["error"] = last.get("message") or "failed"
+        # A resume that failed before training leaves the run as it was (stopped).
+        if not status or any(e["phase"] == "training" for e in attempt):
+            out["state"] = "failed"
+    elif alive and phase in ("", "graphs"):
         out["state"] = "starting"
-        # The CLI's last line, e.g. "building graphs" (cached graphs load in seconds).
-        step = progress[-1].split(": ", 1)[-1] if progress else "starting the training process"
-        out["message"] = ("resuming: " if record.get("kind") == "resume" else "preparing: ") + step
-    elif record and not alive:
-        error = _error_line(rows)
-        if not reached_loop:
-            # The latest attempt ended before training: it failed or was cancelled.
-            if record.get("cancelled_at"):
-                out["message"] = "cancelled before training started"
-                out["state"] = status.get("state", "cancelled")
-            else:
-                out["error"] = error or (
-                    f"the training process exited with status {record.get('returncode')} "
-                    "before training started; see the log"
-                )
-                if not status:
-                    out["state"] = "failed"
-        elif out["state"] == "failed":
-            out["error"] = error or out["message"]
-    elif not record and not status:
-        out["state"] = "unknown"
+        step = PHASE_TEXT["graphs"] if phase else "starting the training process"
+        out["message"] = ("resuming: " if resuming else "preparing: ") + step
+    elif phase == "embedding" and out["state"] == "running":
+        out["message"] = PHASE_TEXT["embedding"]
+    elif record and not alive and phase in ("", "graphs"):
+        # The latest attempt ended before training: cancelled, or it failed.
+        if record.get("cancelled_at"):
+            out["message"] = "cancelled before training started"
+            out["state"] = status.get("state", "cancelled")
+        else:
+            out["error"] = _error_line(rows) or (
+                f"the training process exited with status {record.get('returncode')} "
+                "before training started; see the log"
+            )
+            if not status:
+                out["state"] = "failed"
+    elif out["state"] == "failed":
+        out["error"] = out["message"]
+    if out["state"] == "unknown" and (record or attempt):
+        out["state"] = "failed" if not alive else "starting"
     out["resumable"] = (
         out["state"] in ("stopped", "failed") and not alive and run.checkpoint_path.exists()
     )
@@ -439,117 +501,15 @@ def training_status(workspace: Workspace, run_name: str) -> dict:
 
 
 def loss_curve(workspace: Workspace, run_name: str) -> pd.DataFrame:
-    """Loss terms per epoch as far as known now: the checkpointed ``losses.csv``, then the
-    progress lines of the log and the latest epoch in the status (both newer than the
-    last checkpoint while a run is training). Columns: epoch and one per loss term."""
+    """Loss terms per epoch as far as known now, from the run's progress events (every
+    epoch, also after the run ended); ``losses.csv`` for runs trained before progress
+    events existed. Columns: epoch and one per loss term."""
     from .train import LOSS_TERMS
 
     run = run_folder(workspace, run_name)
-    frames = [run.losses()]
-    rows = []
-    for line in read_log(workspace, run_name, lines=10**6).splitlines():
-        match = _EPOCH_LINE.search(line)
-        if match:
-            terms = dict(
-                (part.split(" ")[0], float(part.split(" ")[1]))
-                for part in match.group(3).split(", ")
-                if part.count(" ") == 1
-            )
-            rows.append({"epoch": int(match.group(1)), **terms})
-    status = run.raw_status()
-    if status.get("losses") and status.get("epoch"):
-        rows.append({"epoch": int(status["epoch"]), **status["losses"]})
-    frames.append(pd.DataFrame(rows))
-    frames = [f for f in frames if not f.empty]
-    if not frames:
+    rows = loss_rows(read_events(run.progress_path))
+    table = pd.DataFrame(rows) if rows else run.losses()
+    if table.empty:
         return pd.DataFrame(columns=["epoch", *LOSS_TERMS])
-    table = pd.concat(frames, ignore_index=True)
-    table = table.drop_duplicates("epoch", keep="first").sort_values("epoch")
+    table = table.drop_duplicates("epoch", keep="last").sort_values("epoch")
     return table[["epoch", *(t for t in LOSS_TERMS if t in table)]].reset_index(drop=True)
-
-
-def _command_options(record: dict | None) -> dict[str, str]:
-    """``--option value`` pairs of a job's command line."""
-    command = (record or {}).get("command", [])
-    return {
-        flag: value
-        for flag, value in zip(command, [*command[1:], ""], strict=True)
-        if flag.startswith("--")
-    }
-
-
-def _when(stamp: str | None) -> str:
-    return (stamp or "")[:16].replace("T", " ")
-
-
-def runs_overview(workspace: Workspace) -> pd.DataFrame:
-    """One row per run (and per job that failed before its run existed), newest first:
-    state, preset, device, datasets, epochs, creation time, key evaluation metrics."""
-    rows = []
-    seen = set()
-    for run in list_runs(workspace):
-        seen.add(run.name)
-        config, status = run.config(), training_status(workspace, run.name)
-        train = config.get("train", {})
-        device = config.get("device", "")
-        if config.get("device_name") and config.get("device_name") != "CPU":
-            device = f"{device} ({config['device_name']})"
-        row = {
-            "Run": run.name,
-            "State": status["state"],
-            "Preset": train.get("preset", ""),
-            "Device": device,
-            "Datasets": len(config.get("datasets", [])),
-            "Dataset names": ", ".join(config.get("datasets", [])),
-            "Epochs": f"{status['epoch']}/{status['epochs']}",
-            "Created": _when(config.get("created_at")),
-            "Message": status["error"] or status["message"],
-            "Resumable": status["resumable"],
-        }
-        row.update(key_metrics(run))
-        rows.append(row)
-    for record in _all_jobs(workspace):
-        name = record.get("run")
-        if not name or name in seen:
-            continue
-        status = training_status(workspace, name)
-        value = _command_options(record)
-        datasets = [d for d in value.get("--datasets", "").split(",") if d]
-        rows.append(
-            {
-                "Run": name,
-                "State": status["state"],
-                "Preset": value.get("--preset", ""),
-                "Device": value.get("--device", ""),
-                "Datasets": len(datasets),
-                "Dataset names": ", ".join(datasets),
-                "Epochs": f"0/{value.get('--epochs', '?')}",
-                "Created": _when(record.get("started_at")),
-                "Message": status["error"] or status["message"],
-                "Resumable": False,
-            }
-        )
-    table = pd.DataFrame(rows)
-    if not table.empty:
-        table = table.sort_values("Created", ascending=False, kind="stable")
-        # The long list of dataset names last, so the state and scores stay in view.
-        last = ["Message", "Dataset names", "Resumable"]
-        table = table[[c for c in table.columns if c not in last] + last]
-    return table.reset_index(drop=True)
-
-
-#: Evaluation metrics shown in run tables: key in evaluation.json -> column label.
-KEY_METRICS = {"mean_of_six": "Mean of six metrics", "auc": "Edge AUC", "asw": "ASW"}
-
-
-def key_metrics(run: Run) -> dict[str, float]:
-    """The run's own scores from its evaluation (empty when it was not evaluated)."""
-    table = run.evaluation()
-    if table is None or "musegnn" not in table:
-        return {}
-    column = table["musegnn"]
-    return {
-        label: round(float(column[key]), 3)
-        for key, label in KEY_METRICS.items()
-        if key in column and pd.notna(column[key])
-    }

@@ -9,6 +9,8 @@
                losses.csv        one row per epoch: each loss term, seconds
                checkpoint.pt     model, optimisers and random states (weights_only-safe)
                embeddings.h5ad   one row per (gene, dataset): 32-d embedding, UMAP, Leiden
+               progress.jsonl    one JSON line per epoch and per phase of every start or
+                                 resume (musegnn_core.progress), read by the app
                STOP              present while a stop has been requested
 
 A process killed without warning (``kill -9``) cannot update ``status.json``; readers
@@ -120,6 +122,52 @@ class Run:
     @property
     def evaluation_path(self) -> Path:
         return self.root / "evaluation.json"
+
+    @property
+    def progress_path(self) -> Path:
+        return self.root / "progress.jsonl"
+
+    @property
+    def workspace_root(self) -> Path:
+        return self.root.parent.parent
+
+    def embedding(self):
+        """The joint embedding (AnnData, one row per gene and dataset) of a finished run."""
+        import anndata as ad
+
+        if not self.embeddings_path.exists():
+            raise ValidationError(
+                f"Run {self.name} has no embeddings yet (state: "
+                f"{self.status().get('state', 'unknown')}); finish or resume it first."
+            )
+        return ad.read_h5ad(self.embeddings_path)
+
+    def graphs(self) -> dict:
+        """The exact graphs the run was trained on (by fingerprint), by dataset."""
+        from .graphs.build import load_graph
+        from .workspace import Workspace
+
+        workspace = Workspace(self.workspace_root)
+        config = self.config()
+        return {
+            d: load_graph(workspace, d, f)
+            for d, f in zip(config["datasets"], config["graph_fingerprints"], strict=True)
+        }
+
+    def trained_resolution(self) -> float:
+        """The Leiden resolution of the run's own clusters, as scanpy stores it with them
+        (``uns['leiden']['params']['resolution']``), else as the run's settings say."""
+        import h5py
+
+        from .settings import DEFAULT_LEIDEN_RESOLUTION
+
+        with (
+            contextlib.suppress(OSError, KeyError, TypeError, ValueError),
+            h5py.File(self.embeddings_path, "r") as handle,
+        ):
+            return float(handle["uns/leiden/params/resolution"][()])
+        train = self.config().get("train", {})
+        return float(train.get("leiden_resolution", DEFAULT_LEIDEN_RESOLUTION))
 
     def config(self) -> dict:
         return read_json(self.config_path, {})

@@ -27,6 +27,7 @@ from .graphs.overlap import check_datasets_share_genes
 from .model.losses import reconstruction_loss, total_loss
 from .model.module import DatasetSpec, MuSeGNNModule, dense_target, edge_index_from_adjacency
 from .model.pairs import compute_all_pair_stats, resample_neighbours
+from .progress import ProgressRecorder
 from .runs import Run, check_run_name, get_run, list_runs, new_run_name, run_folder
 from .settings import (  # noqa: F401 (GraphConfig, ModelConfig, PRESETS: re-exported)
     PRESETS,
@@ -311,8 +312,13 @@ def train(
     resume: bool = False,
     callback: Callback | None = None,
 ) -> Run:
-    """Train (or resume) a run; returns its folder. One training per workspace at a time."""
-    config = config or make_config()
+    """Train (or resume) a run; returns its folder. One training per workspace at a time.
+
+    Progress goes to ``callback`` and to the run's ``progress.jsonl``. A resumed run keeps
+    its own settings (:func:`resumed_config`); ``config`` can only extend its epochs.
+    """
+    if config is None and not resume:
+        config = make_config()
     with file_lock(workspace.root / "training.lock", blocking=False) as held:
         if not held:
             running = [r.name for r in list_runs(workspace) if r.status().get("state") == "running"]
@@ -321,7 +327,21 @@ def train(
                 + (f" (run {running[0]})" if running else "")
                 + ": wait for it to finish or stop it first."
             )
-        return _train_locked(workspace, config, datasets, run_name, resume, callback)
+        recorder = ProgressRecorder(callback)
+        try:
+            return _train_locked(workspace, config, datasets, run_name, resume, recorder)
+        except BaseException as exc:
+            recorder.failed(exc)
+            raise
+
+
+def resumed_config(run: Run, epochs: int | None = None) -> TrainConfig:
+    """The one rule of resuming: a run continues with the settings it was started with;
+    ``epochs`` beyond its own extend it (a finished or stopped run trains further)."""
+    config = TrainConfig.from_dict(run.config()["train"])
+    if epochs is not None and epochs > config.epochs:
+        config = replace(config, epochs=epochs)
+    return config
 
 
 def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Run:
@@ -330,24 +350,22 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
         if not run_name:
             raise ValidationError("Say which run to resume (--run-name).")
         run = get_run(workspace, run_name)
-        stored = run.config()
-        epochs = config.epochs if config.epochs != stored["train"]["epochs"] else None
-        config = TrainConfig.from_dict(stored["train"])
-        if epochs and epochs > config.epochs:
-            config = replace(config, epochs=epochs)  # extending a finished or stopped run
-        datasets = stored["datasets"]
+        config = resumed_config(run, None if config is None else config.epochs)
+        datasets = run.config()["datasets"]
     else:
         run = run_folder(
             workspace,
             check_run_name(run_name) if run_name else new_run_name(workspace, config.preset),
         )
-        if run.root.exists() and any(run.root.iterdir()):
+        if run.config_path.exists():  # a start that failed before training leaves none
             raise WorkspaceError(
                 f"A run named {run.name!r} already exists: choose another name or resume it."
             )
         # From the gene names alone, before any graph is built and cached for nothing.
         check_datasets_share_genes(workspace, datasets)
     device = torch.device(resolve_device(config.device))
+    if isinstance(notify, ProgressRecorder):
+        notify.attach(run.root, resumed=resume)
     notify(ProgressEvent(run.name, "graphs", message="building graphs"))
     graphs, fingerprints = _prepare_graphs(workspace, datasets, config)
     check_shared_genes(graphs)

@@ -90,6 +90,22 @@ class Workspace:
     def lock_path(self) -> Path:
         return self.root / ".lock"
 
+    @property
+    def jobs_dir(self) -> Path:
+        """Background jobs started from the app: ``<run>.json`` (record), ``.log``, ``.config.json``
+        for trainings; ``evaluate/<run>.*`` for evaluations."""
+        return self.root / "jobs"
+
+    @property
+    def training_lock_path(self) -> Path:
+        """Held by the one training of the workspace while it runs."""
+        return self.root / "training.lock"
+
+    def job_path(self, run_name: str, suffix: str, kind: str = "train") -> Path:
+        """A file of the ``kind`` job of a run (``run_name`` checked by the caller)."""
+        folder = self.jobs_dir if kind == "train" else self.jobs_dir / kind
+        return folder / f"{run_name}{suffix}"
+
     def dataset_path(self, name: str) -> Path:
         return self.datasets_dir / f"{check_name(name)}.h5ad"
 

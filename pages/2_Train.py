@@ -8,15 +8,13 @@ from musegnn_core.jobs import (
     cancel_training,
     device_description,
     loss_curve,
-    preset_summary,
     read_log,
     resume_training,
     running_training,
-    runs_overview,
     start_training,
     training_status,
 )
-from musegnn_core.settings import PRESETS, SETTINGS
+from musegnn_core.settings import PRESETS, SETTINGS, preset_summary
 from musegnn_core.workspace import Workspace
 from pages.ui.common import (
     datasets_frame,
@@ -25,6 +23,7 @@ from pages.ui.common import (
     run_safely,
     safe_text,
 )
+from pages.ui.runs import runs_overview
 from pages.ui.settings_form import setting_input
 from pages.ui.training import (
     SETTING_KEYS,
@@ -52,6 +51,16 @@ def show_outcome(name: str) -> None:
         st.error(f"{text}: {safe_text(status['error'])}")
     else:
         st.warning(f"{text}. {safe_text(status['message'])}")
+    show_losses(ws, name, key="train-final-losses")
+
+
+def show_losses(here: Workspace, name: str, key: str) -> None:
+    """The loss curves of a run, as far as it trained (kept after it ended)."""
+    curve = run_safely(lambda: loss_curve(here, name), "Reading the losses")
+    if curve is not None and not curve.empty:
+        st.plotly_chart(loss_figure(curve), key=key)
+    else:
+        st.caption("Loss curves appear after the first epoch.")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -69,33 +78,35 @@ def live_panel(root: str, name: str) -> None:
             f"{status['state']} ({safe_text(status['message'])})"
         )
         epoch, epochs = status["epoch"], status["epochs"]
+        step = STEPS.get(status["phase"] if status["state"] == "running" else "graphs", 2)
         st.progress(
             min(epoch / epochs, 1.0) if epochs else 0.0,
-            text=f"Epoch {epoch} of {epochs}" if epochs else "Preparing graphs...",
+            text=f"Step {step} of {len(STEP_NAMES)}: {STEP_NAMES[step - 1]}"
+            + (f" (epoch {epoch} of {epochs})" if step == 2 and epochs else ""),
         )
         c1, c2, c3 = st.columns(3)
         per_epoch = status["seconds_per_epoch"]
         c1.metric("Epoch", f"{epoch} / {epochs or '?'}")
         c2.metric("Seconds per epoch", f"{per_epoch:.2f}" if per_epoch else "–")
-        c3.metric("Time left", duration(status["eta_seconds"]) if epoch else "estimating")
+        if step == 3:
+            c3.metric("Time left", "UMAP and clusters", help="Epochs done; this takes seconds.")
+        else:
+            c3.metric("Time left", duration(status["eta_seconds"]) if epoch else "estimating")
         if status["stop_requested"]:
             st.info("Stop requested: the run stops after the current epoch, with a checkpoint.")
         elif st.button("Cancel", key="train-cancel", icon=":material/stop_circle:"):
             said = run_safely(lambda: cancel_training(here, name), "Cancel")
             if said:
                 st.info(said)
-        curve = run_safely(lambda: loss_curve(here, name), "Reading the losses")
-        if curve is not None and not curve.empty:
-            st.plotly_chart(loss_figure(curve), key="train-losses")
-        else:
-            st.caption("Loss curves appear after the first epoch.")
+        show_losses(here, name, key="train-losses")
         with st.expander("Log"):
             st.code(status["log_tail"] or "(empty)", language=None)
 
 
 def runs_section() -> None:
-    """Every run with its state; resume a stopped one; read a run's log."""
-    st.subheader("Runs")
+    """Every run with its state; resume a stopped one; read a run's losses and log.
+
+    While a training runs this part refreshes itself too, so its row follows the run."""
     runs = run_safely(lambda: runs_overview(ws), "Reading the runs")
     if runs is None or runs.empty:
         st.caption("No runs yet.")
@@ -110,12 +121,18 @@ def runs_section() -> None:
         ):
             flash(f"Resuming run {safe_text(target)} from its last checkpoint.")
             st.rerun()
-    with st.expander("Log of a run"):
+    with st.expander("Losses and log of a run"):
         which = st.selectbox("Run", runs["Run"].tolist(), key="train-log-run")
+        show_losses(ws, which, key="train-run-losses")
         st.code(read_log(ws, which) or "(no log: the run was not started from the app)")
 
 
+#: The steps of a training as the live panel names them, and the progress phase of each.
+STEP_NAMES = ("building graphs", "training", "embeddings, UMAP and clusters")
+STEPS = {"graphs": 1, "training": 2, "embedding": 3}
+
 active = run_safely(lambda: running_training(ws), "Reading the training state")
+live_runs = st.fragment(runs_section, run_every=REFRESH_SECONDS if active else None)
 watched = st.session_state.get("train-watching")
 if active:
     st.session_state["train-watching"] = active
@@ -133,7 +150,8 @@ st.subheader("New training")
 table = datasets_frame(ws)
 if table.empty:
     st.info("This workspace has no datasets yet. Import some on the **Data** page.")
-    runs_section()
+    st.subheader("Runs")
+    live_runs()
     st.stop()
 
 f1, f2, f3 = st.columns(3)
@@ -216,7 +234,14 @@ with st.expander("Advanced settings (defaults: the chosen preset)"):
     )
 
 run_name = st.text_input("Run name", key="train-run-name", placeholder="automatic: preset-date")
-if st.button("Start training", type="primary", key="train-start", icon=":material/play_arrow:"):
+if st.button(
+    "Start training",
+    type="primary",
+    key="train-start",
+    icon=":material/play_arrow:",
+    disabled=bool(active),
+    help="One training at a time: wait for the current one or cancel it." if active else None,
+):
     started = run_safely(
         lambda: start_training(
             ws,
@@ -234,4 +259,5 @@ if st.button("Start training", type="primary", key="train-start", icon=":materia
         )
         st.rerun()
 
-runs_section()
+st.subheader("Runs")
+live_runs()

@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 
 from musegnn_core.paths import shared_data_dir
+from musegnn_core.threads import configure_threads
+
+# Before any test imports torch: passive OpenMP waiting and the usable cores' thread count,
+# for this process and, through the environment, every child process the tests start.
+configure_threads()
 
 SHARED = shared_data_dir()
 

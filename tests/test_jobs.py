@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,16 +13,24 @@ import pytest
 import torch
 
 from musegnn_core import jobs
-from musegnn_core.cli import build_parser, main, train_overrides
+from musegnn_core.cli import build_parser, main, train_overrides, train_request
 from musegnn_core.data.demo import fill_demo
 from musegnn_core.errors import ValidationError, WorkspaceError
 from musegnn_core.graphs.build import GraphConfig, build_graphs
 from musegnn_core.paths import PROJECT_ROOT
+from musegnn_core.progress import read_events
 from musegnn_core.runs import get_run
-from musegnn_core.settings import PRESET_PURPOSE
+from musegnn_core.settings import (
+    PRESET_PURPOSE,
+    SETTINGS,
+    config_values,
+    preset_summary,
+    preset_values,
+)
 from musegnn_core.storage import file_lock
 from musegnn_core.train import PRESETS, make_config
 from musegnn_core.workspace import Workspace
+from pages.ui.runs import runs_overview
 
 DATASETS = ["sim_scrna_human_blood_a", "sim_scrna_human_blood_b"]
 SMALL = {"n_genes": 150, "selection": "shared", "edges_per_gene": 30}
@@ -70,10 +79,10 @@ def wait_for(ws, name, states, timeout=TIMEOUT, until=None):
     ],
 )
 def test_bad_settings_fail_in_process_and_start_nothing(sim_ws, overrides, message):
-    before = sorted(jobs.jobs_dir(sim_ws).glob("*.json"))
+    before = sorted(sim_ws.jobs_dir.glob("*.json"))
     with pytest.raises(ValidationError, match=message):
         jobs.start_training(sim_ws, datasets=DATASETS, preset="quick", overrides=overrides)
-    assert sorted(jobs.jobs_dir(sim_ws).glob("*.json")) == before
+    assert sorted(sim_ws.jobs_dir.glob("*.json")) == before
 
 
 def test_bad_requests_fail_in_process(sim_ws, monkeypatch):
@@ -106,26 +115,43 @@ def test_cli_builds_the_same_configuration_as_the_page(sim_ws):
     assert (config.epochs, config.lr_encoder, config.seed) == (7, 3e-4, 11)
     assert (config.graph.n_genes, config.graph.edges_per_gene) == (150, 30)
     assert config.leiden_resolution == 0.7 and config.model == PRESETS["paper"].model
-    argv = jobs.train_command(sim_ws, "r1", "paper", DATASETS, config)
+    # The page's settings given as options build the same configuration ...
+    argv = ["train", "--preset", "paper"]
+    for name, value in config_values(config).items():
+        argv += [
+            SETTINGS[name].meta.flag,
+            ",".join(value) if isinstance(value, tuple) else str(value),
+        ]
+    args = build_parser().parse_args(argv)
+    assert jobs.make_train_config(args.preset, train_overrides(args)) == config
+    # ... and the app hands its configuration over as a file, read back unchanged.
+    request = sim_ws.root / "request.json"
+    request.write_text(json.dumps({"datasets": DATASETS, "train": config.to_dict()}))
+    argv = jobs.train_command(sim_ws, "r1", request)
     assert argv[:4] == [sys.executable, "-m", "musegnn_core", "train"]
     args = build_parser().parse_args(argv[3:])
-    assert jobs.make_train_config(args.preset, train_overrides(args)) == config
-    assert args.datasets == DATASETS and args.run_name == "r1"
+    assert train_request(args) == (config, DATASETS) and args.run_name == "r1"
+    for extra in (["--epochs", "3"], ["--preset", "quick"]):
+        with pytest.raises(ValidationError, match="either in --config or as options"):
+            train_request(build_parser().parse_args([*argv[3:], *extra]))
+    request.write_text("{not json")
+    with pytest.raises(ValidationError, match="is not a training configuration"):
+        train_request(build_parser().parse_args(argv[3:]))
     # 0 keeps every edge (the former name still works); the preset's values fill the rest.
     everything = jobs.make_train_config("quick", {"max_neighbours": 0})
     assert everything.graph.edges_per_gene == 0
     assert everything.epochs == PRESETS["quick"].epochs
-    assert jobs.preset_settings("quick") == jobs.config_settings(make_config("quick"))
+    assert preset_values("quick") == config_values(make_config("quick"))
 
 
 def test_preset_summaries_come_from_the_presets():
     for name, preset in PRESETS.items():
-        text = jobs.preset_summary(name)
+        text = preset_summary(name)
         assert text.startswith(f"{preset.epochs} epochs")
         assert f"{preset.lr_encoder:g} / {preset.lr_decoder:g}" in text
         assert PRESET_PURPOSE[name] in text
-    assert "50 strongest edges" in jobs.preset_summary("quick")
-    assert "all significant edges" in jobs.preset_summary("paper")
+    assert "50 strongest edges" in preset_summary("quick")
+    assert "all significant edges" in preset_summary("paper")
 
 
 def test_cli_rejects_out_of_range_advanced_settings(sim_ws, capsys):
@@ -170,11 +196,14 @@ def test_background_training_survives_its_parent_and_completes(sim_ws):
     assert list(run.losses()["epoch"]) == list(range(1, 16))
     curve = jobs.loss_curve(sim_ws, "orphan")
     assert list(curve["epoch"]) == list(range(1, 16))
-    assert curve["total"].tolist() == run.losses()["total"].tolist()
+    assert curve["total"].tolist() == pytest.approx(run.losses()["total"].tolist(), abs=1e-6)
     assert "orphan: epoch 15/15: total" in jobs.read_log(sim_ws, "orphan")
+    # The structured hand-off back: one event per phase and per epoch.
+    phases = [e["phase"] for e in read_events(run.progress_path)]
+    assert phases == ["graphs", *["training"] * 15, "embedding", "done"]
     assert jobs.running_training(sim_ws) is None
 
-    overview = jobs.runs_overview(sim_ws).set_index("Run")
+    overview = runs_overview(sim_ws).set_index("Run")
     row = overview.loc["orphan"]
     assert (row["State"], row["Preset"], row["Epochs"], row["Datasets"]) == (
         "completed",
@@ -189,7 +218,7 @@ def test_background_training_survives_its_parent_and_completes(sim_ws):
 
     table = evaluate_run(sim_ws, "orphan", baselines=[], gene_set_paths=[])
     assert run.evaluation()["musegnn"]["auc"] == pytest.approx(table["musegnn"]["auc"])
-    row = jobs.runs_overview(sim_ws).set_index("Run").loc["orphan"]
+    row = runs_overview(sim_ws).set_index("Run").loc["orphan"]
     assert row["Edge AUC"] == round(table["musegnn"]["auc"], 3)
     assert row["Mean of six metrics"] == round(table["musegnn"]["mean_of_six"], 3)
 
@@ -244,7 +273,7 @@ def test_a_training_that_fails_in_the_background_shows_why(tmp_path):
     # The CLI's one-line message (here h5py's complaint about the file), not a traceback.
     assert "file signature not found" in status["error"]
     assert f"error: {status['error']}" in jobs.read_log(ws, name)
-    row = jobs.runs_overview(ws).set_index("Run").loc[name]
+    row = runs_overview(ws).set_index("Run").loc[name]
     assert row["State"] == "failed" and row["Message"] == status["error"]
 
 

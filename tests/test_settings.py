@@ -120,7 +120,8 @@ def test_cli_options_are_the_settings(command, specs):
         assert tuple(action.choices or ()) == spec.meta.choices
         assert action.default == (spec.default if command == "build-graphs" else None)
     declared = {spec.meta.flag for spec in specs.values()}
-    own = {"--workspace", "--datasets", "--preset", "--run-name", "--resume", "--force", "--help"}
+    own = {"--workspace", "--datasets", "--preset", "--config", "--run-name", "--resume", "--force"}
+    own.add("--help")
     flags = {a.option_strings[0] for a in options.values() if a.option_strings}
     assert flags - {"-w", "-h"} <= declared | own
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import time
 
@@ -22,7 +23,6 @@ from musegnn_core.data.simulate import (
     module_of_gene,
     mouse_style,
     simulate_atlas,
-    write_atomically,
     write_simulated_atlas,
 )
 from musegnn_core.graphs.orthologs import (
@@ -381,11 +381,14 @@ def test_write_round_trip_leaves_no_temp_files(atlas, tmp_path):
     assert read_gmt(folder / "planted_modules.gmt") == atlas.modules
 
 
-def test_failed_atomic_write_leaves_nothing(tmp_path):
-    def explode(tmp):
-        tmp.write_text("partial")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        write_atomically(tmp_path / "x.tsv", explode)
-    assert list(tmp_path.iterdir()) == []
+def test_written_atlas_files_are_readable_by_others(atlas, tmp_path):
+    """One atomic writer (storage.atomic_path): files get the umask's mode, not mkstemp's 0600."""
+    mask = os.umask(0o022)
+    try:
+        paths = write_simulated_atlas(atlas, tmp_path / "atlas")
+    finally:
+        os.umask(mask)
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in paths), [
+        oct(p.stat().st_mode) for p in paths
+    ]
+    assert not [p for p in (tmp_path / "atlas").iterdir() if p.name.startswith(".")]

@@ -84,9 +84,10 @@ def run_clustering(
     the embedding (``obs['leiden']``). Others go to ``<run>/clusters/`` as CSV.
     """
     train = run.config().get("train", {})
-    trained_resolution = float(train.get("leiden_resolution", DEFAULT_LEIDEN_RESOLUTION))
+    trained_resolution = run.trained_resolution()
     seed = int(train.get("seed", 0)) if seed is None else int(seed)
-    resolution = check_resolution(trained_resolution if resolution is None else resolution)
+    # The run's own resolution needs no check: whatever it was trained with opens here.
+    resolution = trained_resolution if resolution is None else check_resolution(resolution)
     if (
         math.isclose(resolution, trained_resolution)
         and seed == int(train.get("seed", 0))

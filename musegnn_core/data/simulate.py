@@ -26,11 +26,9 @@ is drawn from ``np.random.default_rng(seed)``: the same seed gives identical dat
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +36,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from ..storage import atomic_path, atomic_write_text
 
 #: The 13 mitochondrially encoded human genes (what QC's ``MT-`` prefix must catch).
 HUMAN_MITO_GENES: tuple[str, ...] = (
@@ -768,25 +768,6 @@ def simulate_atlas(seed: int = 0, config: SimulationConfig | None = None) -> Sim
 # ---------------------------------------------------------------------------- writing
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write through a temporary file in the same folder, then ``os.replace`` it.
-
-    Readers (the importer, a watching UI) never see a half-written file, and a failed
-    write leaves neither a partial target nor the temporary file behind.
-    """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return path
-
-
 def gmt_lines(atlas: SimulatedAtlas) -> list[str]:
     """GMT rows: module name, a description (where it is active), its human symbols."""
     specs = {m.name: m for m in atlas.config.modules}
@@ -801,13 +782,6 @@ def gmt_lines(atlas: SimulatedAtlas) -> list[str]:
     return lines
 
 
-def write_text(text: str) -> Callable[[Path], None]:
-    def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    return write
-
-
 def write_simulated_atlas(atlas: SimulatedAtlas, folder: str | os.PathLike) -> list[Path]:
     """Write ``<name>.h5ad`` per dataset, ``orthologs.tsv`` and ``planted_modules.gmt``.
 
@@ -818,10 +792,12 @@ def write_simulated_atlas(atlas: SimulatedAtlas, folder: str | os.PathLike) -> l
     written = []
     for adata in atlas.datasets:
         path = folder / f"{adata.uns['dataset']['name']}.h5ad"
-        written.append(write_atomically(path, adata.write_h5ad))
+        with atomic_path(path) as tmp:
+            adata.write_h5ad(tmp)
+        written.append(path)
     table = atlas.orthologs.loc[:, list(ORTHOLOG_COLUMNS)]
     tsv = table.to_csv(sep="\t", index=False, lineterminator="\n")
-    written.append(write_atomically(folder / "orthologs.tsv", write_text(tsv)))
+    atomic_write_text(folder / "orthologs.tsv", tsv)
     gmt = "\n".join(gmt_lines(atlas)) + "\n"
-    written.append(write_atomically(folder / "planted_modules.gmt", write_text(gmt)))
-    return written
+    atomic_write_text(folder / "planted_modules.gmt", gmt)
+    return [*written, folder / "orthologs.tsv", folder / "planted_modules.gmt"]

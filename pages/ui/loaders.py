@@ -48,8 +48,7 @@ def _open(key: RunKey) -> tuple[Workspace, Run]:
 
 def trained_resolution(run: Run) -> float:
     """The Leiden resolution the run was trained (and its obs['leiden'] computed) with."""
-    value = run.config().get("train", {}).get("leiden_resolution", 1.0)
-    return core_clusters.check_resolution(value)
+    return run.trained_resolution()
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the embedding...")
