@@ -272,8 +272,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         choices=tuple(PRESETS),
-        default="quick",
-        help="quick: minutes on a CPU; paper: the reference's 2000 epochs",
+        help="quick (the default): minutes on a CPU; paper: the reference's 2000 epochs",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a JSON file with the run's settings ('train', as in a run's config.json) and "
+        "optionally its 'datasets' (the app starts its trainings this way)",
     )
     parser.add_argument("--run-name", help="name of the run folder (default: preset-date)")
     parser.add_argument(
@@ -290,20 +296,49 @@ def train_overrides(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
 
 
+def train_request(args: argparse.Namespace):
+    """The configuration and datasets a ``train`` command asks for.
+
+    Settings come from a preset with options, or from a ``--config`` file; a resumed run
+    keeps its own (``--epochs`` may extend it; see musegnn_core.train.resumed_config).
+    """
+    from .jobs import make_train_config
+    from .settings import TrainConfig
+
+    overrides = train_overrides(args)
+    if args.resume:
+        if set(overrides) - {"epochs"} or args.config or args.preset or args.datasets:
+            raise ValidationError(
+                "--resume continues a run with its own datasets and settings: only --epochs "
+                "(to train it further) may be given."
+            )
+        return (None if args.epochs is None else make_train_config("quick", overrides)), None
+    if args.config is None:
+        return make_train_config(args.preset or "quick", overrides), args.datasets
+    if overrides or args.preset:
+        raise ValidationError("Give the settings either in --config or as options, not both.")
+    try:
+        request = json.loads(args.config.read_text(encoding="utf-8"))
+        config = TrainConfig.from_dict(request["train"])
+        datasets = args.datasets or request.get("datasets")
+    except OSError as exc:
+        raise ValidationError(f"Cannot read {args.config}: {exc.strerror or exc}.") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationError(
+            f"{args.config} is not a training configuration ({type(exc).__name__}: {exc})."
+        ) from exc
+    if config.device == "cuda":
+        make_train_config("quick", {"device": "cuda"})  # a clear message when there is no GPU
+    return config, datasets
+
+
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .jobs import make_train_config
     from .train import train
 
     workspace = open_workspace(args, create=False)
-    overrides = train_overrides(args)
-    if args.resume and args.epochs is None and args.run_name:
-        from .runs import get_run
-
-        # A resumed run continues to its own last epoch, not to the preset's.
-        overrides["epochs"] = get_run(workspace, args.run_name).config()["train"]["epochs"]
-    config = make_train_config(args.preset, overrides)
+    config, datasets = train_request(args)
     bar = None
 
     interactive = sys.stderr.isatty()
@@ -340,7 +375,7 @@ def run_train(args: argparse.Namespace) -> int:
         run = train(
             workspace,
             config,
-            datasets=args.datasets,
+            datasets=datasets,
             run_name=args.run_name,
             resume=args.resume,
             callback=progress,
