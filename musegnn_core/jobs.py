@@ -334,7 +334,10 @@ def cancel_training(workspace: Workspace, run_name: str) -> str:
 
 
 def start_evaluation(
-    workspace: Workspace, run_name: str, baselines: Sequence[str] | None = None
+    workspace: Workspace,
+    run_name: str,
+    baselines: Sequence[str] | None = None,
+    gene_set_paths: Sequence[str] | None = None,
 ) -> str:
     """Evaluate a finished run against the baselines in the background (``evaluate``).
 
@@ -348,6 +351,8 @@ def start_evaluation(
     argv += ["--run", run.name]
     if baselines is not None:
         argv += ["--baselines", ",".join(baselines)]
+    if gene_set_paths is not None:
+        argv += ["--gene-sets", *map(str, gene_set_paths)]
     with _jobs_lock(workspace):
         if job_alive(read_job(workspace, run.name, "evaluate")):
             raise WorkspaceError(f"Run {run_name} is already being evaluated.")

@@ -4,11 +4,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from musegnn_core.analysis.evaluate import BASELINES, default_gene_set_paths, evaluate_run
+from musegnn_core.analysis.evaluate import BASELINES, default_gene_set_paths
 from musegnn_core.analysis.libraries import list_libraries
 from musegnn_core.analysis.metrics import METRIC_LABELS, METRICS
+from musegnn_core.jobs import evaluation_status, read_log, start_evaluation
+from musegnn_core.workspace import Workspace
 from pages.ui import figures, loaders, theme
-from pages.ui.common import run_safely, safe_text
+from pages.ui.common import flash, run_safely, safe_text
 from pages.ui.selection import explore_page
 
 MEAN = "mean_of_six"
@@ -65,28 +67,37 @@ with st.expander("Evaluate this run", expanded=evaluation is None):
         "model)."
         + (" The new result replaces the stored evaluation." if evaluation is not None else "")
     )
-    go = st.button("Run the evaluation", type="primary", key="bench_go")
-if go:
-    # Outside the expander: a status box cannot be nested in one.
-    with st.status(f"Evaluating {run}...", expanded=True) as status:
-        frame = run_safely(
-            lambda: evaluate_run(
-                ws,
-                run,
-                baselines=tuple(baselines),
-                gene_set_paths=gene_sets,
-                progress=lambda message: status.write(message.capitalize() + "..."),
-            ),
-            "Evaluation",
-        )
-        if frame is None:
-            status.update(label="Evaluation failed", state="error")
-        else:
-            seconds = frame.attrs.get("seconds", float("nan"))
-            status.update(
-                label=f"Evaluated {run} in {seconds:.0f} s", state="complete", expanded=False
-            )
-            evaluation = loaders.evaluation(ctx.run)
+    go = st.button(
+        "Run the evaluation",
+        type="primary",
+        key="bench_go",
+        disabled=evaluation_status(ws, run)["state"] == "running",
+    )
+if go and run_safely(
+    lambda: start_evaluation(ws, run, baselines=tuple(baselines), gene_set_paths=gene_sets),
+    "Starting the evaluation",
+):
+    flash(f"Evaluating {safe_text(run)} in the background; it goes on if you leave this page.")
+    st.rerun()
+
+
+@st.fragment(run_every=2.0)
+def evaluation_panel(root: str, name: str, started: str) -> None:
+    """An evaluation running in the background (started here or before), until it ends."""
+    here = Workspace(root)
+    state = evaluation_status(here, name)
+    if state["state"] != "running":
+        st.rerun()  # the whole page: the new table, or the reason it failed
+    with st.status(f"Evaluating {name} (started {started[11:16]})...", expanded=True):
+        st.caption("It runs in the background: leaving this page does not stop it.")
+        st.code(read_log(here, name, lines=8, kind="evaluate") or "(starting)", language=None)
+
+
+evaluating = evaluation_status(ws, run)
+if evaluating["state"] == "running":
+    evaluation_panel(str(ws.root), run, evaluating["started_at"] or "")
+elif evaluating["state"] == "failed":
+    st.error(f"The last evaluation of {safe_text(run)} failed: {safe_text(evaluating['error'])}")
 
 if evaluation is None:
     st.info(
