@@ -652,6 +652,28 @@ def run_subgraph(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_workspace(parser)
+    parser.add_argument("--run", required=True, help="run name")
+    parser.add_argument("--output", "-o", required=True, type=Path, help="the .html file to write")
+    parser.add_argument(
+        "--resolution", type=float, help="Leiden resolution of the clusters (default: the run's)"
+    )
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import time
+
+    from .report import write_report
+
+    workspace = open_workspace(args, create=False)
+    start = time.perf_counter()
+    path = write_report(workspace, args.run, args.output, args.resolution)
+    size = path.stat().st_size / 2**20
+    print(f"wrote {path} ({size:.1f} MB, {time.perf_counter() - start:.1f} s)")
+    return 0
+
+
 def add_libraries_arguments(parser: argparse.ArgumentParser) -> None:
     _add_workspace(parser)
     parser.add_argument(
@@ -747,6 +769,12 @@ COMMANDS: list[Command] = [
         "list gene-set libraries (and fetch Enrichr ones into the cache)",
         add_libraries_arguments,
         run_libraries,
+    ),
+    (
+        "report",
+        "a self-contained HTML report of a run (datasets, labelled clusters, terms, benchmark)",
+        add_report_arguments,
+        run_report,
     ),
     ("demo", "fill an empty workspace with the demo datasets", add_demo_arguments, run_demo),
     ("app", "start the dashboard in a browser (from a checkout)", add_app_arguments, run_app),

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.ui import figures, loaders, theme
+from musegnn_core.pins import pin_genes, pinned_genes
+from pages.ui import figures, loaders, programs, theme
 from pages.ui.common import run_safely, safe_text
 from pages.ui.selection import bind, bind_error, explore_page, resolve_gene, set_selection
 
@@ -24,11 +25,16 @@ st.caption(
 def apply_plot_selection(chart_key: str, trace_rows, genes, clusters, datasets) -> None:
     """A click selects the point's cluster; a box or lasso selects the genes inside it."""
     kind, rows = figures.selected_rows(st.session_state.get(chart_key), trace_rows)
+    if kind != "none":
+        # A new chart key on the next run: the plot comes back without the click's fading
+        # or the drawn box, so what is shown (and exported) is the highlighted selection.
+        st.session_state["umap_version"] = st.session_state.get("umap_version", 0) + 1
     if kind == "click":
         row = rows[0]
         set_selection(cluster=str(clusters[row]))
         st.session_state["umap_message"] = (
-            f"Selected cluster {clusters[row]} (you clicked {genes[row]} in {datasets[row]})."
+            f"Selected cluster {programs.title(names, clusters[row])} "
+            f"(you clicked {genes[row]} in {datasets[row]})."
         )
     elif kind == "region":
         chosen = sorted(set(genes[rows]))
@@ -41,12 +47,13 @@ def apply_plot_selection(chart_key: str, trace_rows, genes, clusters, datasets) 
 
 
 gene_names = ctx.gene_list()
+names = programs.titles(ctx.key, ctx.resolution)
 c1, c2, c3 = st.columns([2, 2, 1])
 by = c1.selectbox(
     "Colour by",
     list(figures.COLOR_OPTIONS),
     format_func=figures.COLOR_OPTIONS.get,
-    key="umap_color",
+    **bind("umap_color", "color", to_widget=lambda value: value or "dataset"),
 )
 c2.text_input(
     "Find a gene",
@@ -62,12 +69,55 @@ c2.text_input(
 size = c3.slider("Point size", 2, 12, 5, key="umap_size")
 bind_error("gene_query")
 
+
+def pin(gene_to_pin: str) -> None:
+    pinned = run_safely(lambda: pin_genes(ws, [gene_to_pin]), "Pinning the gene")
+    if pinned is not None:
+        st.session_state["umap_message"] = (
+            f"Pinned {gene_to_pin}: the Train page offers it for the next run "
+            f"({len(pinned)} pinned gene{'s' if len(pinned) != 1 else ''})."
+        )
+
+
+query = (st.session_state.get("gene_query") or "").strip()
+if st.session_state.get("_bind_error_gene_query") and query:
+    missing = run_safely(lambda: programs.missing_gene(ctx.key, query), "Looking for the gene")
+    if missing is not None:
+        with st.container(border=True):
+            st.markdown(
+                f"**Why is {safe_text(query)} not in this run?** {safe_text(missing.summary)}"
+            )
+            held = missing.datasets.dropna(subset=["symbol"])
+            if not held.empty:
+                st.dataframe(held, hide_index=True, width="stretch", key="missing_table")
+            if missing.suggestions:
+                st.caption(
+                    "Related genes in this run: "
+                    + safe_text(", ".join(f"{s['gene']} ({s['why']})" for s in missing.suggestions))
+                )
+            else:
+                st.caption("No gene of the same symbol family is in this run.")
+            already = query in pinned_genes(ws)
+            st.button(
+                f"Pin {query} for the next run" if not already else f"{query} is pinned",
+                key="pin_gene",
+                on_click=pin,
+                args=(query,),
+                disabled=already or held.empty,
+                help="Keeps the gene in every graph of the next run where it is expressed "
+                "(the Train page pre-fills its genes to include from the pinned list).",
+            )
+
 gene = ctx.gene
 highlight = (
     np.flatnonzero(obs["gene"].astype(str).to_numpy() == gene) if gene else np.array([], int)
 )
-fig, trace_rows = loaders.umap_figure(ctx.key, ctx.resolution, by, gene, int(size))
-chart_key = f"umap-{run}"
+selected_cluster = ctx.cluster
+fig, trace_rows = programs.umap_figure(
+    ctx.key, ctx.resolution, by, gene, int(size), selected_cluster
+)
+version = st.session_state.get("umap_version", 0)
+chart_key = f"umap-{run}" + (f"-v{version}" if version else "")
 st.plotly_chart(
     fig,
     key=chart_key,
@@ -83,8 +133,9 @@ st.plotly_chart(
     config=theme.figure_config(f"{run}-umap", image_format="png", scale=3),
 )
 st.caption(
-    "Click a point to select its cluster; draw a box or a lasso (toolbar) to select a gene "
-    "set. The selection is used by the Clusters, Enrichment and Co-expression pages."
+    "Click a point to select its cluster (it stays in colour, the rest turns grey); draw a "
+    "box or a lasso (toolbar) to select a gene set. The selection is used by the Clusters, "
+    "Enrichment and Co-expression pages. The camera icon saves the view as a PNG."
 )
 message = st.session_state.pop("umap_message", None)
 if message:
@@ -96,9 +147,28 @@ if selection["cluster"] is not None or selection["genes"]:
         if selection["cluster"] is not None:
             members = int((ctx.labels == selection["cluster"]).sum())
             st.markdown(
-                f"**Cluster {selection['cluster']}** at resolution {ctx.resolution:g}: "
-                f"{members} rows."
+                f"**Cluster {safe_text(programs.title(names, selection['cluster']))}** at "
+                f"resolution {ctx.resolution:g}: {members} rows."
             )
+            program = run_safely(
+                lambda: programs.annotations(ctx.key, ctx.resolution).cluster(selection["cluster"]),
+                "Naming the cluster",
+            )
+            if program is not None:
+                hubs = ", ".join(
+                    f"{h['gene']} ({h['coexpression_degree']})" for h in program["hub_genes"]
+                )
+                st.markdown(f"Hub genes (co-expression degree in the cluster): {safe_text(hubs)}")
+                if program["top_terms"]:
+                    terms = "; ".join(
+                        f"{t['name']} ({t['library']}, adj. p {t['adjusted_p_value']:.1e})"
+                        for t in program["top_terms"][:3]
+                    )
+                    st.markdown(f"Top terms: {safe_text(terms)}")
+                else:
+                    st.caption(
+                        "No gene set is enriched here: the cluster is named by its hub genes."
+                    )
         if selection["genes"]:
             st.markdown(
                 f"**Gene set** of {len(selection['genes'])} genes from "
@@ -160,19 +230,21 @@ st.subheader("Export")
 e1, e2 = st.columns(2)
 e1.download_button(
     "Embedding as h5ad",
-    partial(loaders.embedding_h5ad, ctx.run),
+    partial(programs.embedding_h5ad, ctx.key, ctx.resolution),
     file_name=f"{run}-embeddings.h5ad",
     mime="application/octet-stream",
     key="download_h5ad",
     on_click="ignore",
-    help="The run's embeddings file: 32-d embedding in X, UMAP in obsm, metadata in obs.",
+    help="The run's embeddings: 32-d embedding in X, UMAP in obsm, metadata, cluster and "
+    "cluster label in obs, the clusters' labels, hub genes and terms in uns.",
 )
 e2.download_button(
     "Embedding as CSV",
-    partial(loaders.embedding_csv, ctx.key),
+    partial(programs.embedding_csv, ctx.key, ctx.resolution),
     file_name=f"{run}-embeddings.csv",
     mime="text/csv",
     key="download_csv",
     on_click="ignore",
-    help="One row per (gene, dataset): metadata, UMAP coordinates and the 32 dimensions.",
+    help="One row per (gene, dataset): metadata, cluster and its label, UMAP coordinates "
+    "and the 32 dimensions.",
 )

@@ -7,7 +7,7 @@ from musegnn_core.analysis.libraries import (
     list_libraries,
     save_uploaded_library,
 )
-from pages.ui import figures, loaders, theme
+from pages.ui import figures, loaders, programs, theme
 from pages.ui.common import run_safely, safe_text
 from pages.ui.selection import explore_page, split_genes
 
@@ -25,7 +25,8 @@ st.caption(
 st.subheader("Genes to test")
 choices = {}
 if selection["cluster"] is not None:
-    choices["cluster"] = f"Cluster {selection['cluster']} (resolution {ctx.resolution:g})"
+    named = programs.title(programs.titles(ctx.key, ctx.resolution), selection["cluster"])
+    choices["cluster"] = f"Cluster {named} (resolution {ctx.resolution:g})"
 if selection["genes"]:
     choices["gene_set"] = (
         f"Gene set of {len(selection['genes'])} genes "

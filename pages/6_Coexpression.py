@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from musegnn_core.analysis.subgraph import LIMITS
-from pages.ui import figures, loaders, theme
+from musegnn_core.analysis.subgraph import LIMITS, keep_correlated
+from pages.ui import figures, loaders, programs, theme
 from pages.ui.common import run_safely, safe_text
 from pages.ui.selection import bind, bind_error, explore_page, resolve_gene
 
@@ -21,7 +21,8 @@ st.caption(
 
 choices = {"gene": "A gene"}
 if selection["cluster"] is not None:
-    choices["cluster"] = f"Cluster {selection['cluster']} (resolution {ctx.resolution:g})"
+    named = programs.title(programs.titles(ctx.key, ctx.resolution), selection["cluster"])
+    choices["cluster"] = f"Cluster {named} (resolution {ctx.resolution:g})"
 if selection["genes"]:
     choices["gene_set"] = f"Gene set ({len(selection['genes'])} genes)"
 preferred = "gene" if selection["gene"] or len(choices) == 1 else list(choices)[1]
@@ -62,7 +63,7 @@ else:
 low_n, high_n = LIMITS["max_neighbours"]
 low_v, high_v = LIMITS["max_nodes"]
 low_e, high_e = LIMITS["max_edges"]
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns(4)
 max_neighbours = c1.slider(
     "Neighbours per gene and dataset",
     low_n,
@@ -83,6 +84,16 @@ max_edges = c3.number_input(
     key="coexp_edges",
     help="Best-supported pairs first (most datasets, then the strongest correlation).",
 )
+min_r = c4.slider(
+    "Minimum |r| drawn",
+    0.0,
+    0.9,
+    0.1,
+    step=0.05,
+    key="coexp_min_r",
+    help="Hide edges whose residual correlation is weaker than this (in either direction). "
+    "A significant CS-CORE edge can still be weak.",
+)
 
 if not genes:
     if focus == "gene":
@@ -99,13 +110,14 @@ sub = run_safely(
 )
 if sub is None:
     st.stop()
+sub = keep_correlated(sub, float(min_r))
 
 dataset_colors = theme.category_colors(loaders.datasets(ctx.key))
 view = st.selectbox(
     "Edges shown",
     [MERGED, *sub.datasets],
     format_func=lambda v: (
-        "All datasets (merged; colour = datasets supporting the edge)"
+        "All datasets (merged; colour = datasets supporting the edge, dotted = negative r)"
         if v == MERGED
         else f"{v} only"
     ),
@@ -129,7 +141,9 @@ if view != MERGED:
     )
 title = genes[0] if focus == "gene" else choices[focus]
 st.plotly_chart(
-    figures.network_figure(sub, None if view == MERGED else view, dataset_colors),
+    figures.network_figure(
+        sub, None if view == MERGED else view, dataset_colors, title=theme.wrap_label(title, 90)
+    ),
     key="coexp_network",
     config=theme.figure_config(f"{run}-coexpression-{title}".replace(" ", "_")),
 )

@@ -7,6 +7,7 @@ import streamlit as st
 from musegnn_core.analysis.evaluate import BASELINES, default_gene_set_paths
 from musegnn_core.analysis.libraries import list_libraries
 from musegnn_core.analysis.metrics import METRIC_LABELS, METRICS
+from musegnn_core.analysis.reading import benchmark_reading, metric_reading
 from musegnn_core.jobs import evaluation_status, read_log, start_evaluation
 from musegnn_core.workspace import Workspace
 from pages.ui import figures, loaders, theme
@@ -162,6 +163,22 @@ if undefined:
         "so the mean of the defined metrics is shown beside it. ASW is undefined when no "
         "cluster holds the common genes of two or more datasets."
     )
+
+st.subheader("How to read this table")
+for note in benchmark_reading(table):
+    st.info(note, icon=":material/lightbulb:")
+st.dataframe(
+    pd.DataFrame(
+        {
+            "score": [row_label(k) for k in table.index],
+            "what it rewards": [metric_reading(str(k)) for k in table.index],
+        }
+    ),
+    hide_index=True,
+    width="stretch",
+    key="benchmark_reading",
+    column_config={"what it rewards": st.column_config.TextColumn(width="large")},
+)
 
 mean_rows = [MEAN, MEAN_DEFINED] if MEAN_DEFINED in table.index else [MEAN]
 st.plotly_chart(

@@ -18,15 +18,21 @@ import pytest
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
+from musegnn_core.analysis.annotate import (
+    cluster_gene_table,
+    run_annotations,
+    run_graph_adjacency,
+)
 from musegnn_core.analysis.clusters import cluster_summary, gene_occurrences, run_clustering
 from musegnn_core.analysis.enrich import enrich_libraries, run_background
 from musegnn_core.analysis.evaluate import load_embedding, run_graphs
 from musegnn_core.analysis.neighbors import nearest_genes
 from musegnn_core.analysis.subgraph import coexpression_subgraph
 from musegnn_core.paths import PROJECT_ROOT
+from musegnn_core.pins import pinned_genes
 from musegnn_core.runs import get_run
 from musegnn_core.workspace import Workspace
-from pages.ui.theme import category_colors
+from pages.ui.theme import MUTED, category_colors, wrap_label
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGES = {
@@ -62,7 +68,10 @@ def goto(at: AppTest, page: str) -> AppTest:
 
 
 def chart(at: AppTest, key: str):
-    found = [e for e in at.get("plotly_chart") if e.proto.id.endswith(key)]
+    """The chart whose key is ``key`` (the UMAP's key gains a version after a selection)."""
+    found = [
+        e for e in at.get("plotly_chart") if e.proto.id.endswith(key) or f"{key}-v" in e.proto.id
+    ]
     assert found, f"no chart {key!r}"
     return found[0]
 
@@ -144,11 +153,20 @@ def test_every_page_renders_a_run_with_core_results(sim):
     assert [t["marker"]["color"] for t in spec["data"]] == [colors[d] for d in datasets]
     assert {b.label for b in at.download_button} >= {"Embedding as h5ad", "Embedding as CSV"}
 
-    # Colour by cluster: one trace per cluster, in cluster order.
+    # Colour by cluster: one trace per cluster, in cluster order, named by its label, in
+    # colours that are all different, with the colouring kept in the address.
     at.selectbox(key="umap_color").set_value("cluster").run()
     spec = json.loads(chart(at, "umap-r").proto.spec)
     n_clusters = labels.nunique()
-    assert [t["name"] for t in spec["data"]] == [f"cluster {i}" for i in range(n_clusters)]
+    titles = run_annotations(sim.ws, sim.run).titles()
+    assert [t["name"] for t in spec["data"]] == [
+        wrap_label(titles[str(i)], 48) for i in range(n_clusters)
+    ]
+    assert len({t["marker"]["color"] for t in spec["data"]}) == n_clusters
+    assert at.query_params["color"] == "cluster"
+    centre_labels = [a["text"] for a in spec["layout"]["annotations"]]
+    assert len(centre_labels) == n_clusters and centre_labels[0].startswith("<b>0</b>")
+    assert spec["layout"]["font"] == {"size": 14, "color": "#222222"}
 
     goto(at, "Clusters")
     summary = cluster_summary(embedding, labels)
@@ -171,9 +189,29 @@ def test_cluster_selection_is_shared_across_pages_and_in_the_address(sim):
     labels = sim.labels
     at = goto(app(), "Clusters")
     at.selectbox(key="cluster_picker").set_value("2").run()
-    expected = gene_occurrences(embedding, labels, "2")
+    graphs = run_graph_adjacency(sim.ws, sim.run)
+    expected = cluster_gene_table(embedding, labels, "2", graphs)
     genes = find_table(at, "gene", "specific_to")
-    assert list(genes["gene"]) == list(expected["gene"])
+    assert list(genes["gene"]) == list(expected["gene"])  # most central first
+    assert set(genes["gene"]) == set(gene_occurrences(embedding, labels, "2")["gene"])
+    assert genes["centrality"].is_monotonic_decreasing
+    # The cluster is named: its label in the picker, the heading and the tables.
+    record = run_annotations(sim.ws, sim.run).cluster("2")
+    assert at.selectbox(key="cluster_picker").format_func("2").startswith(f"2 · {record['label']}")
+    assert f"2 · {record['label']}" in texts(at.markdown)
+    hubs = next(
+        f.value
+        for f in at.dataframe
+        if list(f.value.columns) == ["gene", "centrality", "n_datasets", "coexpression_degree"]
+    )
+    assert list(hubs["gene"]) == [h["gene"] for h in record["hub_genes"]]
+    assert list(genes["gene"][: len(hubs)]) == list(hubs["gene"])
+    if record["top_terms"]:
+        terms = find_table(at, "term", "library", "overlap", "adjusted_p_value")
+        assert terms["library"].iloc[0] == record["top_terms"][0]["library"]
+    table = at.dataframe(key="clusters_table-r-1").value
+    assert table.loc[table["cluster"] == "2", "label"].iloc[0] == record["label"]
+    assert any(b.label == "Download the lab-meeting report (HTML)" for b in at.download_button)
     assert at.session_state["selection"]["cluster"] == "2"
     assert at.query_params["cluster"] == "2"
 
@@ -256,7 +294,21 @@ def test_clicking_and_lassoing_the_umap_select_a_cluster_and_a_gene_set(sim):
     assert at.session_state["selection"]["cluster"] == labels.iloc[rows[5]]
     assert f"Selected cluster {labels.iloc[rows[5]]}" in texts(at.success)
     assert at.query_params["cluster"] == labels.iloc[rows[5]]
+    # The chosen cluster stays in colour, every other point is grey (one trace, drawn first),
+    # and the chart is redrawn under a new key: no click fading or box is kept for export.
+    cluster = labels.iloc[rows[5]]
+    chosen = np.asarray(labels, dtype=str) == cluster
+    redrawn = chart(at, "umap-r")
+    assert redrawn.proto.id != umap.proto.id
+    spec = json.loads(redrawn.proto.spec)
+    assert spec["data"][0]["name"] == "other clusters"
+    assert spec["data"][0]["marker"]["color"] == MUTED
+    assert len(array(spec["data"][0]["x"])) == int((~chosen).sum())
+    assert sum(len(array(t["x"])) for t in spec["data"][1:]) == int(chosen.sum())
+    assert all(t["unselected"]["marker"]["opacity"] >= 0.35 for t in spec["data"])
+    assert spec["layout"]["dragmode"] == "zoom"
 
+    others = np.flatnonzero(~chosen)  # trace 0 now draws these rows in this order
     points = [{"curve_number": 0, "point_index": i, "x": 0, "y": 0} for i in range(12)]
     lasso = [{"xref": "x", "yref": "y", "x": [0, 1, 1], "y": [0, 0, 1]}]
     send(
@@ -264,12 +316,13 @@ def test_clicking_and_lassoing_the_umap_select_a_cluster_and_a_gene_set(sim):
         chart(at, "umap-r"),
         {"selection": {"points": points, "point_indices": [], "box": [], "lasso": lasso}},
     )
-    expected = sorted(set(embedding.obs["gene"].astype(str).to_numpy()[rows[:12]]))
+    expected = sorted(set(embedding.obs["gene"].astype(str).to_numpy()[others[:12]]))
     assert at.session_state["selection"]["genes"] == expected
     assert at.query_params["genes"] == ",".join(expected)
     goto(at, "Enrichment")
-    assert "Gene set of 12 genes from a box/lasso of 12 points on the Embedding page" in (
-        at.radio(key="enrich_source").options
+    assert (
+        f"Gene set of {len(expected)} genes from a box/lasso of 12 points on the Embedding page"
+        in at.radio(key="enrich_source").options
     )
 
 
@@ -335,6 +388,8 @@ def test_enrichment_of_a_cluster_puts_its_planted_module_on_top(sim):
     assert table["adjusted_p_value"].iloc[0] < 1e-6
     bars = json.loads(chart(at, "enrichment_bars").proto.spec)
     assert bars["data"][0]["y"][-1].startswith(expected["term"].iloc[0][:20])
+    for trace in bars["data"]:  # every bar names its library
+        assert trace["text"] == [trace["name"]] * len(trace["y"])
     assert any(b.label == "Download the results (CSV)" for b in at.download_button)
 
 
@@ -420,3 +475,98 @@ def test_benchmark_runs_the_evaluation_and_highlights_the_mean(sim):
     # A fresh session reads the stored evaluation without running anything.
     at = goto(app(), "Benchmark")
     assert len(at.dataframe[0].value.columns) == 2
+
+
+def test_a_gene_missing_from_the_run_says_why_and_can_be_pinned(sim):
+    ws = sim.ws
+    embedded = set(sim.embedding.obs["gene"].astype(str))
+    dataset = ws.datasets()[0].name
+    raw = ws.load_dataset(dataset)
+    counts = np.asarray(raw.X.sum(axis=0)).ravel()
+    missing = next(
+        g for g, c in zip(raw.var_names, counts, strict=True) if g not in embedded and c > 50
+    )
+    at = goto(app(), "Embedding")
+    at.text_input(key="gene_query").input(missing).run()
+    assert f"Gene '{missing}' is not in this run's embedding" in texts(at.error)
+    shown = texts(at.markdown)
+    assert f"Why is {missing} not in this run?" in shown
+    assert "is in the raw counts of" in shown and dataset in shown
+    table = find_table(at, "dataset", "symbol", "reason")
+    assert dataset in set(table["dataset"])
+    assert all(
+        r.startswith(("not among the", "removed by QC", "not expressed", "no one-to-one"))
+        for r in table["reason"]
+    )
+    at.button(key="pin_gene").click().run()
+    assert pinned_genes(ws) == [missing]
+    assert f"Pinned {missing}" in texts(at.success)
+    assert at.button(key="pin_gene").disabled  # already pinned
+
+    # A made-up symbol gets no look-alike strangers as suggestions.
+    at.text_input(key="gene_query").input("QQZ123").run()
+    assert "Did you mean" not in texts(at.error)
+    assert "is in none of the raw counts" in texts(at.markdown)
+
+
+def test_a_shared_link_keeps_the_colouring(sim):
+    at = goto(app({"color": "species"}), "Embedding")
+    assert at.selectbox(key="umap_color").value == "species"
+    spec = json.loads(chart(at, "umap-r").proto.spec)
+    assert {t["name"] for t in spec["data"]} == set(sim.embedding.obs["species"].astype(str))
+    assert at.query_params["color"] == "species"
+    goto(at, "Clusters")
+    assert at.query_params["color"] == "species"  # kept while moving between pages
+
+    at = goto(app({"color": "nonsense"}), "Embedding")
+    assert "The link's colouring 'nonsense' is not one of" in texts(at.warning)
+    assert at.selectbox(key="umap_color").value == "dataset"
+
+
+def test_coexpression_minimum_correlation_and_sign_in_the_merged_view(sim):
+    at = goto(app({"cluster": "0"}), "Co-expression")
+    assert at.radio(key="coexp_focus").value == "cluster"
+    network = json.loads(chart(at, "coexp_network").proto.spec)
+    title = network["layout"]["title"]["text"]
+    assert title.startswith("Cluster 0 · ")
+    names = [str(t.get("name")) for t in network["data"]]
+    assert any(n.endswith("r > 0") for n in names)
+    negative = [t for t in network["data"] if str(t.get("name")).endswith("r < 0")]
+    assert all(t["line"]["dash"] == "dot" for t in negative)
+    at.slider(key="coexp_min_r").set_value(0.5).run()
+    assert not at.exception and not at.error
+    edges = find_table(at, "source", "dataset", "correlation")
+    assert (edges["correlation"].abs() >= 0.5).all()
+    assert "Edges with |r| below 0.5 are hidden" in texts(at.info)
+    nodes = json.loads(chart(at, "coexp_network").proto.spec)["data"]
+    drawn = [t for t in nodes if t.get("name") in ("neighbour genes", "asked genes")]
+    n_nodes = sum(len(t["text"]) for t in drawn)
+    labelled = sum(1 for t in drawn for text in t["text"] if text)
+    if n_nodes > 30:  # a large view names its hubs only
+        assert labelled == 15
+
+
+def test_benchmark_says_in_plain_words_what_each_score_rewards(sim):
+    from musegnn_core.storage import atomic_write_json
+
+    six = {"asw": 0.6, "auc": 0.8, "ilisi": 0.3, "gc": 0.9, "cgr": 0.4, "no": 0.2}
+    random = {"asw": 0.9, "auc": 0.5, "ilisi": 0.8, "gc": 0.95, "cgr": 0.0, "no": 0.01}
+    table = {
+        method: {**scores, "mean_of_six": sum(scores.values()) / 6, "coherence:planted": c}
+        for method, scores, c in (("musegnn", six, 0.8), ("random", random, 0.5))
+    }
+    atomic_write_json(
+        sim.run.evaluation_path,
+        {"created_at": "2026-01-01T00:00:00", "seconds": 1.0, "seed": 0, "table": table},
+    )
+    at = goto(app(), "Benchmark")
+    assert "How to read this table" in [h.value for h in at.subheader]
+    notes = texts(at.info)
+    assert "random scores near their maximum" in notes
+    assert "Here random beats MuSe-GNN on ASW and iLISI; this is expected" in notes
+    assert "MuSe-GNN is ahead of every baseline on 4 of the structure and function" in notes
+    reading = find_table(at, "score", "what it rewards")
+    rewards = dict(zip(reading["score"], reading["what it rewards"], strict=True))
+    assert rewards["iLISI"].startswith("mixing")
+    assert rewards["AUC (graph edges)"].startswith("structure")
+    assert all(len(text) > 20 for text in rewards.values())

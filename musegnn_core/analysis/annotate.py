@@ -242,13 +242,16 @@ def cluster_gene_table(
         .groupby(level=0)
         .mean()
     )
-    table.insert(1, "centrality", per_gene.reindex(table["gene"]).round(4).to_numpy())
+    table.insert(1, "centrality", per_gene.reindex(table["gene"]).to_numpy())
     if graphs is not None:
         degree = within_cluster_degree(graphs, table["gene"])
         table.insert(2, "coexpression_degree", degree.reindex(table["gene"]).to_numpy())
-    return table.sort_values(
+    # The same order as the hub genes of annotate_clusters (ties: more datasets, then name).
+    table = table.sort_values(
         ["centrality", "n_datasets", "gene"], ascending=[False, False, True], kind="stable"
     ).reset_index(drop=True)
+    table["centrality"] = table["centrality"].round(4)
+    return table
 
 
 # ----------------------------------------------------------------------------- labels

@@ -240,3 +240,42 @@ def coexpression_subgraph(
         }
     )
     return CoexpressionSubgraph(nodes, edges, merged, list(graphs), notes)
+
+
+def keep_correlated(sub: CoexpressionSubgraph, min_abs_correlation: float) -> CoexpressionSubgraph:
+    """The view with only the edges whose |residual correlation| is at least the threshold.
+
+    Per-dataset edges are filtered by their own r; a merged pair keeps the datasets whose
+    edge passed, and its mean correlation is recomputed over them. Node positions stay,
+    so moving the threshold does not reshuffle the picture; degrees are recounted.
+    """
+    threshold = float(min_abs_correlation)
+    if not (math.isfinite(threshold) and 0.0 <= threshold < 1.0):
+        raise ValidationError(f"The minimum |r| must be from 0 to below 1, not {threshold}.")
+    if threshold == 0.0 or sub.edges.empty:
+        return sub
+    edges = sub.edges[sub.edges["correlation"].abs() >= threshold].reset_index(drop=True)
+    kept_pairs = set(zip(sub.merged["source"], sub.merged["target"], strict=True))
+    edges = edges[
+        [p in kept_pairs for p in zip(edges["source"], edges["target"], strict=True)]
+    ].reset_index(drop=True)
+    if edges.empty:
+        merged = sub.merged.iloc[0:0]
+    else:
+        merged = (
+            edges.groupby(["source", "target"], sort=False)
+            .agg(
+                datasets=("dataset", lambda d: ", ".join(sorted(d))),
+                n_datasets=("dataset", "nunique"),
+                mean_correlation=("correlation", "mean"),
+            )
+            .reset_index()
+        )
+    degree = pd.concat([merged["source"], merged["target"]]).value_counts()
+    nodes = sub.nodes.assign(degree=sub.nodes["gene"].map(degree).fillna(0).astype(int).to_numpy())
+    notes = [
+        *sub.notes,
+        f"Edges with |r| below {threshold:g} are hidden "
+        f"({len(sub.merged) - len(merged)} of {len(sub.merged)} gene pairs).",
+    ]
+    return CoexpressionSubgraph(nodes, edges, merged.reset_index(drop=True), sub.datasets, notes)

@@ -23,14 +23,19 @@ COLOR_OPTIONS = {
     "n_datasets": "Number of datasets having the gene",
 }
 _IN_ALL, _NOT_ALL = "in all datasets", "not in all datasets"
+#: Co-expression views up to this many genes name every gene; larger ones only their hubs.
+LABEL_ALL_UP_TO = 30
+N_HUB_LABELS = 15
 
 
 def color_values(embedding: ad.AnnData, labels: pd.Series, by: str) -> tuple[np.ndarray, dict]:
     """Per-row category for ``by`` and the colour of every category of the run."""
     obs = embedding.obs
     if by == "cluster":
+        from musegnn_core.colors import cluster_colors
+
         values = np.asarray(labels, dtype=str)
-        return values, theme.category_colors(values)
+        return values, cluster_colors(values)
     if by == "in_all":
         flags = obs["in_all_datasets"].to_numpy(dtype=bool)
         values = np.where(flags, _IN_ALL, _NOT_ALL).astype(object)
@@ -49,12 +54,18 @@ def umap_figure(
     highlight: Sequence[int] = (),
     point_size: int = 5,
     height: int = 640,
+    titles: Mapping[str, str] | None = None,
+    selected_cluster: str | None = None,
 ) -> tuple[go.Figure, list[np.ndarray]]:
     """The UMAP of the (gene, dataset) rows, one WebGL trace per category.
 
+    ``titles`` (cluster -> "3 · label") name clusters in the hover, the legend and, when
+    colouring by cluster, at each cluster's centre. With ``selected_cluster``, the other
+    rows are drawn first in grey (one trace) and the selected cluster's rows in colour.
     Returns the figure and, per trace, the embedding rows it draws (in point order), so
     that a selection event (curve number, point index) maps back to rows.
     """
+    titles = dict(titles or {})
     values, colors = color_values(embedding, labels, by)
     umap = np.asarray(embedding.obsm["X_umap"], dtype=np.float32)
     obs = embedding.obs
@@ -62,21 +73,42 @@ def umap_figure(
     # three-column customdata, which matters at 50,000 points.
     genes = obs["gene"].astype(str).to_numpy(dtype=object)
     datasets = obs["dataset"].astype(str).to_numpy(dtype=object)
-    clusters = np.asarray(labels, dtype=str).astype(object)
-    hover = "<b>" + genes + "</b><br>" + datasets + "<br>cluster " + clusters
+    clusters = np.asarray(labels, dtype=str)
+    names = {c: theme.wrap_label(titles.get(c, f"cluster {c}"), 48) for c in np.unique(clusters)}
+    hover = "<b>" + genes + "</b><br>" + datasets + "<br>" + np.array([names[c] for c in clusters])
     template = "%{text}<extra></extra>"
     fig = go.Figure()
     trace_rows: list[np.ndarray] = []
-    present = set(values)
-    for category in [c for c in colors if c in present]:
-        rows = np.flatnonzero(values == category)
+    in_focus = np.ones(len(values), dtype=bool)
+    if selected_cluster is not None and selected_cluster in set(clusters):
+        in_focus = clusters == selected_cluster
+        rows = np.flatnonzero(~in_focus)
         fig.add_trace(
             go.Scattergl(
                 x=umap[rows, 0],
                 y=umap[rows, 1],
                 mode="markers",
-                name=category if by != "cluster" else f"cluster {category}",
+                name="other clusters",
+                marker={"size": point_size, "color": theme.MUTED, "opacity": 0.35},
+                unselected={"marker": {"opacity": 0.35}},
+                text=hover[rows],
+                hovertemplate=template,
+            )
+        )
+        trace_rows.append(rows)
+    present = set(values[in_focus])
+    for category in [c for c in colors if c in present]:
+        rows = np.flatnonzero((values == category) & in_focus)
+        name = names.get(category, category) if by == "cluster" else category
+        fig.add_trace(
+            go.Scattergl(
+                x=umap[rows, 0],
+                y=umap[rows, 1],
+                mode="markers",
+                name=name,
                 marker={"size": point_size, "color": colors[category], "opacity": 0.8},
+                # A click must not fade the other points (plotly's default for a selection).
+                unselected={"marker": {"opacity": 0.8}},
                 text=hover[rows],
                 hovertemplate=template,
             )
@@ -92,22 +124,41 @@ def umap_figure(
                 name=f"{genes[rows[0]]} (searched)",
                 text=datasets[rows],
                 textposition="top center",
-                textfont={"size": 11, "color": theme.HIGHLIGHT},
+                textfont={"size": 13, "color": theme.HIGHLIGHT},
                 marker={
                     "size": point_size * 3 + 4,
                     "color": "#FFD400",
                     "symbol": "star",
                     "line": {"width": 2, "color": theme.HIGHLIGHT},
                 },
+                unselected={"marker": {"opacity": 1}},
                 hovertext=hover[rows],
                 hovertemplate="%{hovertext}<extra></extra>",
             )
         )
         trace_rows.append(rows)
+    if by == "cluster" or selected_cluster is not None:
+        shown = [selected_cluster] if selected_cluster in set(clusters) else sorted(set(clusters))
+        for cluster in shown:
+            centre = np.median(umap[clusters == cluster], axis=0)
+            short = titles.get(cluster, "").split(" · ")
+            text = f"<b>{cluster}</b>" + (
+                f" {theme.wrap_label(short[1], 22)}" if len(short) > 2 else ""
+            )
+            fig.add_annotation(
+                x=float(centre[0]),
+                y=float(centre[1]),
+                text=text,
+                showarrow=False,
+                font={"size": 13 if selected_cluster is None else 16, "color": theme.HIGHLIGHT},
+                bgcolor="rgba(255,255,255,0.7)",
+            )
     fig.update_layout(
         **theme.base_layout(
             height=height,
             legend={"title": {"text": COLOR_OPTIONS[by]}, "itemsizing": "constant"},
+            # Exports and redraws never keep a box or lasso drawn on the plot.
+            dragmode="zoom",
         )
     )
     fig.update_xaxes(title="UMAP 1", showgrid=False, zeroline=False, showticklabels=False)
@@ -137,14 +188,18 @@ def selected_rows(event, trace_rows: Sequence[np.ndarray]) -> tuple[str, np.ndar
     return ("region" if region else "click"), rows
 
 
-def composition_heatmap(table: pd.DataFrame, by: str, share: bool) -> go.Figure:
-    """Cluster (rows) x category (columns): counts or each cluster's shares."""
+def composition_heatmap(
+    table: pd.DataFrame, by: str, share: bool, titles: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Cluster (rows, named by ``titles``) x category (columns): counts or each cluster's
+    shares. Long cluster names are wrapped, never cut."""
     values = table.to_numpy(dtype=float)
     if share:
         totals = values.sum(axis=1, keepdims=True)
         values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
-    y = [f"cluster {c}" for c in table.index]
-    x = [str(c) for c in table.columns]
+    titles = titles or {}
+    y = [theme.wrap_label(titles.get(str(c), f"cluster {c}"), 44) for c in table.index]
+    x = [theme.wrap_label(str(c), 18) for c in table.columns]
     label = "share of the cluster" if share else "rows"
     fig = go.Figure(
         go.Heatmap(
@@ -160,13 +215,15 @@ def composition_heatmap(table: pd.DataFrame, by: str, share: bool) -> go.Figure:
             + "<extra></extra>",
         )
     )
+    lines = sum(max(1, label.count("<br>") + 1) for label in y)
     fig.update_layout(
         **theme.base_layout(
-            height=max(320, 26 * len(y) + 160), margin={"l": 10, "r": 10, "t": 30, "b": 10}
+            height=max(320, 20 * lines + 12 * len(y) + 180),
+            margin={"l": 10, "r": 10, "t": 30, "b": 10},
         )
     )
-    fig.update_yaxes(autorange="reversed", title="")
-    fig.update_xaxes(title=by, tickangle=-30)
+    fig.update_yaxes(autorange="reversed", title="", automargin=True)
+    fig.update_xaxes(title=by, tickangle=-30, automargin=True)
     return fig
 
 
@@ -202,7 +259,8 @@ def enrichment_bars(result: pd.DataFrame, top: int = 15) -> go.Figure:
     shown = result.nsmallest(top, "adjusted_p_value").iloc[::-1]
     colors = theme.category_colors(result["library"].unique())
     score = -np.log10(np.clip(shown["adjusted_p_value"].astype(float), 1e-300, 1.0))
-    terms = [t if len(t) <= 60 else t[:57] + "..." for t in shown["term"].astype(str)]
+    # Long names are wrapped, never cut; the library is named on every bar.
+    terms = [theme.wrap_label(t, 48) for t in shown["term"].astype(str)]
     fig = go.Figure()
     for library in [lib for lib in colors if lib in set(shown["library"])]:
         mask = (shown["library"] == library).to_numpy()
@@ -213,6 +271,10 @@ def enrichment_bars(result: pd.DataFrame, top: int = 15) -> go.Figure:
                 orientation="h",
                 name=library,
                 marker_color=colors[library],
+                text=[library] * int(mask.sum()),
+                textposition="inside",
+                insidetextanchor="start",
+                textfont={"size": 13, "color": "white"},
                 customdata=np.column_stack(
                     [
                         shown["term"].to_numpy()[mask],
@@ -221,8 +283,9 @@ def enrichment_bars(result: pd.DataFrame, top: int = 15) -> go.Figure:
                         shown["genes"].to_numpy()[mask],
                     ]
                 ),
-                hovertemplate="<b>%{customdata[0]}</b><br>overlap %{customdata[1]}"
-                "<br>adjusted p %{customdata[2]:.3g}<br>%{customdata[3]}<extra></extra>",
+                hovertemplate="<b>%{customdata[0]}</b><br>" + library + "<br>overlap "
+                "%{customdata[1]}<br>adjusted p %{customdata[2]:.3g}<br>%{customdata[3]}"
+                "<extra></extra>",
             )
         )
     fig.add_vline(
@@ -231,9 +294,10 @@ def enrichment_bars(result: pd.DataFrame, top: int = 15) -> go.Figure:
         annotation_text="adj. p = 0.05",
         annotation_position="top",
     )
+    lines = sum(label.count("<br>") + 1 for label in terms)
     fig.update_layout(
         **theme.base_layout(
-            height=max(320, 30 * len(shown) + 140),
+            height=max(320, 22 * lines + 14 * len(shown) + 160),
             legend={"title": {"text": "library"}, "orientation": "h", "y": -0.15},
             yaxis={"categoryorder": "array", "categoryarray": terms},
         )
@@ -273,6 +337,7 @@ def network_figure(
     view: str | None,
     dataset_colors: Mapping[str, str],
     height: int = 680,
+    title: str | None = None,
 ) -> go.Figure:
     """The co-expression subgraph: merged over datasets (``view`` None) or one dataset's edges.
 
@@ -288,28 +353,38 @@ def network_figure(
         maximum = int(merged["n_datasets"].max()) if len(merged) else 1
         colors = theme.support_colors(maximum)
         for n in sorted(merged["n_datasets"].unique()) if len(merged) else []:
-            part = merged[merged["n_datasets"] == n]
-            xs, ys, mids = _segments(nodes, part)
-            name = f"in {n} dataset{'s' if n > 1 else ''}"
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={"width": 0.6 + 1.4 * n, "color": colors[str(int(n))]},
-                    name=name,
-                    legendgroup=name,
-                    hoverinfo="skip",
+            for positive, dash, sign in ((True, "solid", "r > 0"), (False, "dot", "r < 0")):
+                part = merged[
+                    (merged["n_datasets"] == n) & ((merged["mean_correlation"] >= 0) == positive)
+                ]
+                if part.empty:
+                    continue
+                xs, ys, mids = _segments(nodes, part)
+                name = f"in {n} dataset{'s' if n > 1 else ''}, {sign}"
+                fig.add_trace(
+                    go.Scatter(
+                        x=xs,
+                        y=ys,
+                        mode="lines",
+                        line={"width": 0.6 + 1.4 * n, "color": colors[str(int(n))], "dash": dash},
+                        name=name,
+                        legendgroup=name,
+                        hoverinfo="skip",
+                    )
                 )
-            )
-            fig.add_trace(
-                _edge_hover(
-                    mids,
-                    name,
-                    [part["source"], part["target"], part["datasets"], part["mean_correlation"]],
-                    "%{customdata[2]}<br>mean r %{customdata[3]:.2f}",
+                fig.add_trace(
+                    _edge_hover(
+                        mids,
+                        name,
+                        [
+                            part["source"],
+                            part["target"],
+                            part["datasets"],
+                            part["mean_correlation"],
+                        ],
+                        "%{customdata[2]}<br>mean r %{customdata[3]:.2f}",
+                    )
                 )
-            )
         present = np.ones(len(nodes), dtype=bool)
     else:
         edges = sub.edges[sub.edges["dataset"] == view]
@@ -340,22 +415,27 @@ def network_figure(
             )
         present = np.array([view in str(d).split(", ") for d in nodes["datasets"]], dtype=bool)
     size = 10 + 4 * np.sqrt(nodes["degree"].to_numpy(dtype=float))
-    show_text = len(nodes) <= 80
+    # A large view labels only its hubs (highest degree); every name is on hover.
+    if len(nodes) > LABEL_ALL_UP_TO:
+        hubs = set(nodes.nlargest(N_HUB_LABELS, "degree", keep="first")["gene"])
+    else:
+        hubs = set(nodes["gene"])
     for is_seed, name in ((False, "neighbour genes"), (True, "asked genes")):
         mask = nodes["seed"].to_numpy(dtype=bool) == is_seed
         if not mask.any():
             continue
         part = nodes[mask]
         opacity = np.where(present[mask], 1.0, 0.25)
+        labels = [(f"<b>{g}</b>" if is_seed else g) if g in hubs else "" for g in part["gene"]]
         fig.add_trace(
             go.Scatter(
                 x=part["x"],
                 y=part["y"],
-                mode="markers+text" if (show_text or is_seed) else "markers",
+                mode="markers+text",
                 name=name,
-                text=[f"<b>{g}</b>" if is_seed else g for g in part["gene"]],
+                text=labels,
                 textposition="top center",
-                textfont={"size": 15 if is_seed else 12, "color": theme.HIGHLIGHT},
+                textfont={"size": 15 if is_seed else 14, "color": theme.HIGHLIGHT},
                 marker={
                     "size": size[mask],
                     "color": theme.HIGHLIGHT if is_seed else "#8FB8D8",
@@ -367,7 +447,13 @@ def network_figure(
                 "<br>degree %{customdata[2]}<extra></extra>",
             )
         )
-    fig.update_layout(**theme.base_layout(height=height, hovermode="closest"))
+    fig.update_layout(
+        **theme.base_layout(
+            height=height,
+            hovermode="closest",
+            title={"text": title or "", "font": {"size": 16, "color": theme.TEXT_COLOR}},
+        )
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     return fig

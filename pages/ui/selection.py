@@ -4,7 +4,7 @@ It lives in ``st.session_state`` (the truth while a session lasts, so moving bet
 pages keeps it) and is mirrored to the address bar's query parameters, so that a copied
 address reopens the same view for a colleague::
 
-    ?run=q60&res=1&cluster=3&gene=CD74&genes=A,B,C
+    ?run=q60&res=1&cluster=3&gene=CD74&genes=A,B,C&color=cluster
 
 Values read from an address are checked twice: their form when the session adopts them
 (a run name, a resolution in range, a cluster number, gene symbols), then against the
@@ -14,7 +14,6 @@ that says what was shown instead; it never stops the page.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import pandas as pd
 import streamlit as st
 
 from musegnn_core.analysis.clusters import check_cluster_label, check_resolution
+from musegnn_core.analysis.missing import suggest_genes
 from musegnn_core.errors import MuseGNNError, ValidationError
 from musegnn_core.runs import Run, check_run_name, list_runs
 from musegnn_core.workspace import Workspace
@@ -38,7 +38,9 @@ _WARNINGS = "_selection_warnings"
 _SYNCED = "_synced_"
 _ERROR = "_bind_error_"
 #: The query parameters this module owns.
-URL_KEYS = ("run", "res", "cluster", "gene", "genes")
+URL_KEYS = ("run", "res", "cluster", "gene", "genes", "color")
+#: What the UMAP can be coloured by (the Embedding page's "Colour by"; kept in the link).
+COLOR_KEYS = ("dataset", "tissue", "modality", "species", "cluster", "in_all", "n_datasets")
 #: Larger gene sets stay in the session but are left out of the address (too long to share).
 MAX_URL_GENES = 100
 #: At most this many genes are read from an address.
@@ -46,7 +48,15 @@ MAX_GENES = 5000
 TRAIN_PAGE = "pages/2_Train.py"
 _GENE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 _SPLIT = re.compile(r"[\s,;]+")
-_EMPTY = {"run": None, "res": None, "cluster": None, "gene": None, "genes": [], "genes_source": ""}
+_EMPTY = {
+    "run": None,
+    "res": None,
+    "cluster": None,
+    "gene": None,
+    "genes": [],
+    "genes_source": "",
+    "color": None,
+}
 
 
 # ----------------------------------------------------------------------------- state
@@ -87,6 +97,15 @@ def parse_url(params: dict[str, str]) -> tuple[dict, list[str]]:
             found["gene"] = gene
         else:
             problems.append(f"The link's gene {gene[:40]!r} is not a gene symbol; ignored.")
+    if params.get("color"):
+        color = params["color"].strip()
+        if color in COLOR_KEYS:
+            found["color"] = color
+        else:
+            problems.append(
+                f"The link's colouring {color[:40]!r} is not one of {', '.join(COLOR_KEYS)}; "
+                "colouring by dataset."
+            )
     if params.get("genes"):
         genes, bad = split_genes(params["genes"])
         if bad:
@@ -144,6 +163,8 @@ def url_params(selection: dict) -> dict[str, str]:
     genes = selection.get("genes") or []
     if genes and len(genes) <= MAX_URL_GENES:
         params["genes"] = ",".join(genes)
+    if selection.get("color"):
+        params["color"] = selection["color"]
     return params
 
 
@@ -226,10 +247,9 @@ def resolve_gene(text: str, genes: Sequence[str]) -> str | None:
     by_case = [g for g in genes if g.lower() == text.lower()]
     if len(by_case) == 1:
         return by_case[0]
-    upper = {g.upper(): g for g in genes}
-    close = [upper[m] for m in difflib.get_close_matches(text.upper(), list(upper), n=5)]
-    starts = [g for g in genes if g.upper().startswith(text.upper())][:5]
-    hints = list(dict.fromkeys(starts + close))[:6]
+    # Only related genes of the run (same symbol in another case, same symbol family),
+    # never look-alike strangers (MKI67 is not "like" SMIM7).
+    hints = [s["gene"] for s in suggest_genes(text, genes)]
     hint = f" Did you mean {', '.join(hints)}?" if hints else ""
     raise ValidationError(
         f"Gene {text[:40]!r} is not in this run's embedding (names are human symbols; mouse "
@@ -414,7 +434,13 @@ def sidebar_summary(ctx: Explore) -> None:
     with st.sidebar:
         lines = [f"Resolution **{ctx.resolution:g}** ({ctx.labels.nunique()} clusters)"]
         if selection["cluster"] is not None:
-            lines.append(f"Cluster **{selection['cluster']}**")
+            from pages.ui import programs
+
+            label = programs.titles(ctx.key, ctx.resolution).get(selection["cluster"], "")
+            label = label.split(" · ", 1)[1] if " · " in label else ""
+            lines.append(
+                f"Cluster **{selection['cluster']}**" + (f" · {safe_text(label)}" if label else "")
+            )
         if selection["gene"]:
             lines.append(f"Gene **{safe_text(selection['gene'])}**")
         if selection["genes"]:

@@ -64,8 +64,10 @@ METHOD_LABELS = {"musegnn": "MuSe-GNN", "pca": "PCA", "gae": "GAE", "random": "R
 #: A sequential scale from pale to dark (heatmaps, counts); its light end is not white so
 #: that a low count stays visible.
 SEQUENTIAL = "Blues"
-#: Font size of figure text; large enough for a projector.
+#: Font size and colour of figure text: large and dark enough for a projector.
 FONT_SIZE = 14
+TEXT_COLOR = "#222222"
+FONT = {"size": FONT_SIZE, "color": TEXT_COLOR}
 
 
 def sort_categories(values: Iterable) -> list[str]:
@@ -132,12 +134,28 @@ def figure_config(filename: str, image_format: str = "svg", scale: int = 2) -> d
 def base_layout(**extra) -> dict:
     """Layout settings every figure shares: readable fonts, white background, tight margins."""
     layout = {
-        "font": {"size": FONT_SIZE},
+        "font": dict(FONT),
         "plot_bgcolor": "white",
         "paper_bgcolor": "white",
         "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "legend": {"itemsizing": "constant", "font": {"size": FONT_SIZE}},
+        "legend": {"itemsizing": "constant", "font": dict(FONT)},
         "hoverlabel": {"font": {"size": FONT_SIZE}},
+        # Axis titles and tick labels in the same dark grey (plotly's default is lighter).
+        "xaxis": {"tickfont": dict(FONT), "title": {"font": dict(FONT)}},
+        "yaxis": {"tickfont": dict(FONT), "title": {"font": dict(FONT)}},
     }
-    layout.update(extra)
+    for key, value in extra.items():
+        if key == "legend" and isinstance(value, dict):
+            layout["legend"] = {**layout["legend"], **value}
+        elif key in ("xaxis", "yaxis") and isinstance(value, dict):
+            layout[key] = {**layout[key], **value}
+        else:
+            layout[key] = value
     return layout
+
+
+def wrap_label(text: str, width: int = 32) -> str:
+    """A long label broken into lines (plotly's ``<br>``) instead of cut off."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(str(text), width, break_long_words=False)) or str(text)
