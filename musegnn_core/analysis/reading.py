@@ -81,7 +81,7 @@ def benchmark_reading(table: pd.DataFrame, method: str = "musegnn") -> list[str]
             if other != method
         )
     ]
-    if better and method in table.columns:
+    if better and method in table.columns and len(table.columns) > 1:
         notes.append(
             f"MuSe-GNN is ahead of every baseline on {len(better)} of the structure and "
             "function scores: the embedding keeps co-expression and gene function, not just "
