@@ -1,89 +1,32 @@
-"""MuSe-GNN Studio: the Streamlit entry point (`make run`) and the Home page.
+"""MuSe-GNN Studio: the Streamlit entry point (`make run`) and the frame of every page.
 
-Pages live in pages/ (Streamlit's multipage folder); each calls ``page_frame`` for the
-shared title, sidebar and workspace, then musegnn_core for all computation.
+``st.navigation`` runs the chosen page (``pages/``) inside this script, so the frame is
+drawn here once: the wide layout, logo, navigation with our labels and the workspace.
+Each page then draws only its own content (``page_head`` gives it its title, any kept
+message, the workspace and the simulated-data banner).
 """
+
+from pathlib import Path
 
 import streamlit as st
 
-from musegnn_core.graphs.build import graph_infos
-from musegnn_core.jobs import running_training
-from pages.ui.common import (
-    datasets_frame,
-    page_frame,
-    run_safely,
-    safe_text,
-    simulated_banner,
-    workspace,
-)
-from pages.ui.runs import runs_overview
+from musegnn_core.paths import default_workspace
+from pages.ui.common import ASSETS, PAGES, safe_text
 
-page_frame("Home")
-st.title("MuSe-GNN Studio")
-st.caption(
-    "One embedding space for genes across tissues, technologies and species "
-    "(MuSe-GNN, Liu et al., NeurIPS 2023)."
-)
-
-ws = workspace()
-if ws is not None:
-    simulated_banner(ws)
-    table = datasets_frame(ws)
-    cols = st.columns(4)
-    cols[0].metric("Datasets", len(table))
-    cols[1].metric("Species", table["Species"].nunique())
-    cols[2].metric("Tissues", table["Tissue"].nunique())
-    cols[3].metric("Modalities", table["Modality"].nunique())
-    st.subheader("Datasets")
-    if table.empty:
-        st.info("This workspace has no datasets yet. Import some on the **Data** page.")
-    else:
-        st.dataframe(
-            table,
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "Cells": st.column_config.NumberColumn(format="%d"),
-                "Genes": st.column_config.NumberColumn(format="%d"),
-            },
-        )
-        st.caption(f"Workspace: `{ws.root}`")
-
-    st.subheader("Runs")
-    graphs = run_safely(lambda: graph_infos(ws), "Reading the graphs") or {}
-    runs = run_safely(lambda: runs_overview(ws), "Reading the runs")
-    active = run_safely(lambda: running_training(ws), "Reading the training state")
-    done = (
-        [] if runs is None or runs.empty else runs.loc[runs["State"] == "completed", "Run"].tolist()
-    )
-    cols = st.columns(3)
-    cols[0].metric("Graphs built", f"{len(graphs)} of {len(table)}")
-    cols[1].metric("Runs", 0 if runs is None else len(runs))
-    cols[2].metric("Completed runs", len(done))
-    if runs is None or runs.empty:
-        st.caption("No training runs yet.")
-    else:
-        st.dataframe(runs.drop(columns=["Resumable"]), hide_index=True, width="stretch")
-    if table.empty:
-        pass  # the next step (import data) is said above
-    elif active:
-        st.info(
-            f"**Training now:** run {safe_text(active)}. Watch it on the **Train** page; "
-            "it goes on if you close the browser."
-        )
-        st.page_link(
-            "pages/2_Train.py", label="Open the Train page", icon=":material/model_training:"
-        )
-    elif not done:
-        st.info(
-            "**Next step:** train MuSe-GNN on your datasets on the **Train** page "
-            "(the quick preset takes minutes on a CPU)."
-        )
-        st.page_link(
-            "pages/2_Train.py", label="Open the Train page", icon=":material/model_training:"
-        )
-    else:
-        st.info(
-            f"**Next step:** explore the joint gene embedding of run {safe_text(done[0])} "
-            "on the **Embedding** page."
-        )
+st.set_page_config(page_title="MuSe-GNN Studio", page_icon=str(ASSETS / "logo.svg"), layout="wide")
+st.logo(str(ASSETS / "logo.svg"))
+pages = [
+    st.Page(script, title=label, icon=icon, default=True)
+    if script == PAGES[0][0]
+    # The URLs the multipage folder gave before: /Data, /Train, ... (shared links keep working).
+    else st.Page(script, title=label, icon=icon, url_path=Path(script).stem.split("_", 1)[-1])
+    for script, label, icon in PAGES
+]
+# Our own links (below) instead of Streamlit's list, so the labels and order are ours.
+page = st.navigation(pages, position="hidden")
+with st.sidebar:
+    for link in pages:
+        st.page_link(link)
+    st.divider()
+    st.caption(f"Workspace: {safe_text(default_workspace())}")
+page.run()

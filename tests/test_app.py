@@ -91,7 +91,10 @@ def test_data_page_builds_graphs_and_shows_statistics(tmp_path, monkeypatch):
     fill_demo(ws, prefer_simulated=True)
     monkeypatch.setenv("MUSEGNN_WORKSPACE", str(ws.root))
     at = open_app_page("pages/1_Data.py")
-    at.number_input(key="graph-n-genes").set_value(200)
+    # The form starts from the quick preset's settings, so a quick training finds the graphs.
+    assert at.radio(key="graph-preset").value == "quick"
+    assert at.number_input(key="graph-edges_per_gene").value == 50
+    at.number_input(key="graph-n_genes").set_value(200)
     at.multiselect(key="graph-datasets").set_value(
         ["sim_scrna_human_blood_a", "sim_spatial_human_breast"]
     )

@@ -11,6 +11,7 @@ import html
 import json
 import os
 import re
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -459,6 +460,15 @@ def test_benchmark_runs_the_evaluation_and_highlights_the_mean(sim):
     at.multiselect(key="bench_libraries").set_value([planted])
     at.button(key="bench_go").click().run()
     assert not at.exception and not at.error
+    # The evaluation runs in the background (musegnn_core.jobs); the page shows it when done.
+    from musegnn_core.jobs import evaluation_status
+
+    deadline = time.monotonic() + 300
+    while evaluation_status(ws, run.name)["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    at.run()
+    assert evaluation_status(ws, run.name)["state"] == "done" and not at.error
     stored = json.loads((run.root / "evaluation.json").read_text())
     assert set(stored["table"]) == {"musegnn", "random"}
     table = at.dataframe[0].value

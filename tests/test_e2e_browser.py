@@ -175,7 +175,7 @@ def walk_through(page, app_url: str, expect) -> None:
         box.fill(value)
         box.press("Enter")
         settle(page)
-    box = page.get_by_label("Max neighbours per gene", exact=True)
+    box = page.get_by_label("Strongest edges per gene", exact=True)
     box.fill("30")
     box.press("Enter")
     settle(page)

@@ -17,9 +17,9 @@ from musegnn_core.paths import default_workspace
 from musegnn_core.workspace import Workspace
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
-#: The sidebar navigation: (script path relative to app.py, label, icon).
+#: The navigation (app.py): (script path relative to app.py, label, icon); the first is Home.
 PAGES = (
-    ("app.py", "Home", ":material/home:"),
+    ("pages/home.py", "Home", ":material/home:"),
     ("pages/1_Data.py", "Data", ":material/dataset:"),
     ("pages/2_Train.py", "Train", ":material/model_training:"),
     ("pages/3_Embedding.py", "Embedding", ":material/scatter_plot:"),
@@ -40,31 +40,21 @@ DATASET_COLUMNS = {
 }
 
 
-def page_frame(title: str) -> None:
-    """The frame every page shares: tab title, wide layout, logo, navigation, workspace.
-
-    The navigation is drawn here (``client.showSidebarNavigation`` is off) so that the
-    labels are ours and every page, even one opened by its URL, looks the same.
-    """
+def set_page_title(title: str | None) -> None:
+    """The browser tab's title: 'Data · MuSe-GNN Studio' (the frame is app.py's)."""
     st.set_page_config(
-        page_title=f"{title} · MuSe-GNN Studio",
-        page_icon=str(ASSETS / "logo.svg"),
+        page_title=f"{title} · MuSe-GNN Studio" if title else "MuSe-GNN Studio",
         layout="wide",
     )
-    st.logo(str(ASSETS / "logo.svg"))
-    with st.sidebar:
-        for script, label, icon in PAGES:
-            st.page_link(script, label=label, icon=icon)
-        st.divider()
-        st.caption(f"Workspace: {safe_text(default_workspace())}")
 
 
 def page_head(title: str) -> Workspace:
-    """Frame, title, any message kept across a rerun, the workspace and the simulated banner.
+    """Title, any message kept across a rerun, the workspace and the simulated banner (the
+    frame around the page is app.py's).
 
     Stops the script (after showing why) when the workspace cannot be opened.
     """
-    page_frame(title)
+    set_page_title(title)
     st.title(title)
     show_flash()
     ws = workspace()
