@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cscore_numpy_reference import cscore_numpy
 
-from musegnn_core.data.metadata import DatasetMeta
 from musegnn_core.graphs import qc
 from musegnn_core.graphs.build import GraphConfig, build_graph
 from musegnn_core.graphs.cscore import cscore
 from musegnn_core.graphs.orthologs import default_ortholog_table_path
+from musegnn_core.metadata import DatasetMeta
 from musegnn_core.paths import shared_data_dir
 
 

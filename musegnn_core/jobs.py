@@ -87,7 +87,7 @@ def make_train_config(preset: str = "quick", overrides: Mapping[str, Any] | None
     """
     config = settings.make_config(preset, **dict(overrides or {}))
     if config.device == "cuda":
-        from .graphs.build import resolve_device
+        from .device import resolve_device
 
         resolve_device("cuda")  # a clear message now, not a crash in the background
     return config

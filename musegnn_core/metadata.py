@@ -1,4 +1,8 @@
-"""Dataset metadata: the one definition of what the catalog records per dataset."""
+"""Dataset metadata: the one definition of what the catalog records per dataset.
+
+It sits beside the workspace (which stores it) because everything above reads it: the
+importer, the graph builder, the pages.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ..errors import ValidationError
+from .errors import ValidationError
 
 SPECIES = ("human", "mouse", "other")
 MODALITIES = ("scrna", "spatial", "scatac")

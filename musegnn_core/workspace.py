@@ -27,8 +27,8 @@ from pathlib import Path
 import anndata as ad
 
 from . import __version__
-from .data.metadata import DatasetMeta, check_name
 from .errors import WorkspaceError
+from .metadata import DatasetMeta, check_name
 from .storage import (
     atomic_path,
     atomic_write_json,

@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from musegnn_core.data.cellqc import cell_qc_table
 from musegnn_core.data.importer import ImportOptions, import_datasets
-from musegnn_core.data.metadata import MODALITIES, MODALITY_LABELS, SPECIES
 from musegnn_core.data.readers import ORIENTATIONS, safe_upload_name
 from musegnn_core.graphs.build import build_graphs
+from musegnn_core.graphs.cellqc import cell_qc_table
+from musegnn_core.metadata import MODALITIES, MODALITY_LABELS, SPECIES
 from musegnn_core.settings import GRAPH_SETTINGS, PRESETS, GraphConfig
 from musegnn_core.workspace import Workspace
 from pages.ui.common import (

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from musegnn_core.analysis.metrics import cluster_embedding
+from musegnn_core.analysis.clusters import cluster_embedding
 from musegnn_core.runs import get_run
 from musegnn_core.settings import LEIDEN_RESOLUTION_RANGE, make_config
 from musegnn_core.workspace import Workspace

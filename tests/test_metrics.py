@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
 from musegnn_core.analysis import metrics
+from musegnn_core.analysis.clusters import cluster_embedding
 from musegnn_core.analysis.metrics import (
     RULE_ALL,
     RULE_HALF,
@@ -19,7 +20,6 @@ from musegnn_core.analysis.metrics import (
     asw_batch,
     auc_edges,
     binary_auc,
-    cluster_embedding,
     common_gene_ratio,
     common_genes,
     evaluate_embedding,
@@ -391,3 +391,15 @@ def test_minmax_scaled_means():
     scaled = minmax_scaled_means(results)
     assert scaled["a"] == 1.0 and scaled["b"] == 0.0
     assert scaled["c"] == pytest.approx((0.75 + 4 * 0.25) / 5)
+
+
+def test_row_helpers_one_definition():
+    """The analysis modules share arrays.unit_rows; clustering lives in clusters.py, and the
+    old import path musegnn_core.analysis.metrics.cluster_embedding still works."""
+    from musegnn_core.analysis import clusters, metrics
+    from musegnn_core.analysis.arrays import unit_rows
+
+    assert metrics.cluster_embedding is clusters.cluster_embedding
+    X = np.array([[3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(unit_rows(X), [[0.6, 0.8], [0.0, 0.0]])
+    assert unit_rows(sp.csr_matrix(X), dtype=np.float32).dtype == np.float32

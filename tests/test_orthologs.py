@@ -171,8 +171,8 @@ def test_brain_hvgs_across_species_share_hundreds(shared_data, hcop):
 # ------------------------------------------- shared genes, known before graphs are built
 def test_datasets_share_genes_through_orthologs(tmp_path):
     """The pre-build check of training reads gene names only and maps mouse to human."""
-    from musegnn_core.data.metadata import DatasetMeta
     from musegnn_core.graphs.overlap import check_datasets_share_genes, node_names
+    from musegnn_core.metadata import DatasetMeta
     from musegnn_core.workspace import Workspace
     from tests.factories import make_counts
 

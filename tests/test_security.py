@@ -38,9 +38,9 @@ from hypothesis import strategies as st
 
 from musegnn_core.cli import main
 from musegnn_core.data.importer import ImportOptions, import_datasets
-from musegnn_core.data.metadata import check_name
 from musegnn_core.data.readers import safe_upload_name
 from musegnn_core.errors import InputFileError, MuseGNNError, ValidationError, WorkspaceError
+from musegnn_core.metadata import check_name
 from musegnn_core.paths import PROJECT_ROOT
 from musegnn_core.runs import check_run_name, get_run
 from musegnn_core.train import load_checkpoint

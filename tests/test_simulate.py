@@ -14,7 +14,6 @@ import pytest
 import scipy.sparse as sp
 from scipy.stats import spearmanr
 
-from musegnn_core.data.metadata import MODALITIES, check_name
 from musegnn_core.data.simulate import (
     HUMAN_MITO_GENES,
     ModuleSpec,
@@ -31,6 +30,7 @@ from musegnn_core.graphs.orthologs import (
     one_to_one_orthologs,
 )
 from musegnn_core.graphs.qc import is_mitochondrial
+from musegnn_core.metadata import MODALITIES, check_name
 
 
 @pytest.fixture(scope="module")

@@ -141,7 +141,7 @@ def test_embedding_recovers_planted_modules_better_than_baselines(finished_run, 
     from sklearn.metrics import adjusted_rand_score
 
     from musegnn_core.analysis.baselines import pca_embedding, random_embedding
-    from musegnn_core.analysis.metrics import cluster_embedding
+    from musegnn_core.analysis.clusters import cluster_embedding
     from musegnn_core.data.simulate import module_of_gene, simulate_atlas
     from musegnn_core.graphs.build import load_graph
 

@@ -14,14 +14,12 @@ otherwise ``"unknown"``), row names ``"<dataset>:<gene>"``, and ``uns['method']`
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..errors import ValidationError
 from .metrics import limit_threads
@@ -109,18 +107,6 @@ def pca_embedding(graphs: Mapping[str, Any], n_components: int = 32, seed: int =
 
 
 # --------------------------------------------------------------------- GAE
-def _normalised_adjacency(adjacency) -> sp.csr_matrix:
-    """D^-1/2 (A + I) D^-1/2 as GCNConv's ``gcn_norm`` builds it (binary, self-loops kept)."""
-    A = sp.csr_matrix(adjacency, dtype=np.float32, copy=True)
-    A.data[:] = 1.0
-    A = A.maximum(A.T).tolil()
-    A.setdiag(1.0)
-    A = sp.csr_matrix(A, dtype=np.float32)
-    degree = np.asarray(A.sum(axis=1)).ravel()
-    scale = sp.diags((1.0 / np.sqrt(degree)).astype(np.float32))
-    return sp.csr_matrix(scale @ A @ scale, dtype=np.float32)
-
-
 def gae_embedding(
     graphs: Mapping[str, Any],
     epochs: int = GAE_EPOCHS,
@@ -160,48 +146,13 @@ def gae_embedding(
     """
     import torch
 
-    with warnings.catch_warnings():  # torch.jit deprecation noise from the import
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from torch_geometric.nn import GAE, GCNConv
-
-    from ..graphs.build import resolve_device
+    from ..device import resolve_device
+    from .gae import encode_all, gae_graph, make_gae, train_gae
 
     _check_graphs(graphs)
     device = resolve_device(device)
     start = time.perf_counter()
     names = list(graphs)
-
-    class _SymmetricSpmm(torch.autograd.Function):
-        """Â @ h for a symmetric sparse Â: the backward pass reuses Â (no transpose)."""
-
-        @staticmethod
-        def forward(ctx, adj, h):
-            ctx.save_for_backward(adj)
-            return torch.sparse.mm(adj, h)
-
-        @staticmethod
-        def backward(ctx, grad):
-            (adj,) = ctx.saved_tensors
-            return None, torch.sparse.mm(adj, grad)
-
-    class _GCNConv(GCNConv):
-        def message_and_aggregate(self, adj_t, x):
-            return _SymmetricSpmm.apply(adj_t, x)
-
-    class _Encoder(torch.nn.Module):
-        def __init__(self, in_channels: list[int]):
-            super().__init__()
-            self.first = torch.nn.ModuleList(GCNConv(c, 128, normalize=False) for c in in_channels)
-            self.second = _GCNConv(128, 64, normalize=False)
-            self.third = _GCNConv(64, 32, normalize=False)
-            self.act = torch.nn.Mish()
-
-        def forward(self, index: int, propagated_x, adj):
-            first = self.first[index]
-            h = self.act(first.lin(propagated_x) + first.bias)
-            h = self.act(self.second(h, adj))
-            return self.third(h, adj)
-
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
@@ -209,70 +160,10 @@ def gae_embedding(
         with limit_threads(threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
-            data = []
-            for name in names:
-                graph = graphs[name]
-                norm = _normalised_adjacency(graph.adjacency)
-                features = np.asarray(graph.features, dtype=np.float32)
-                propagated = torch.from_numpy(np.asarray(norm @ features, dtype=np.float32))
-                with warnings.catch_warnings():  # "sparse CSR support is in beta"
-                    warnings.simplefilter("ignore", UserWarning)
-                    adj = torch.sparse_csr_tensor(
-                        torch.from_numpy(norm.indptr.astype(np.int64)),
-                        torch.from_numpy(norm.indices.astype(np.int64)),
-                        torch.from_numpy(norm.data),
-                        size=norm.shape,
-                        check_invariants=False,
-                    )
-                upper = sp.triu(sp.csr_matrix(graph.adjacency), k=1).tocoo()
-                keep = upper.data != 0
-                edges = torch.from_numpy(
-                    np.vstack([upper.row[keep], upper.col[keep]]).astype(np.int64)
-                )
-                dense = torch.from_numpy(np.asarray(sp.csr_matrix(graph.adjacency).toarray() != 0))
-                data.append((propagated.to(device), adj.to(device), edges, dense))
-
-            model = GAE(_Encoder([int(np.asarray(graphs[n].features).shape[1]) for n in names]))
-            model = model.to(device)
-            optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-            loss_fn = torch.nn.BCEWithLogitsLoss()
-            model.train()
-            losses: list[float] = []
-            for _ in range(int(epochs)):
-                optimiser.zero_grad()
-                total = 0.0
-                for index, (propagated, adj, edges, dense) in enumerate(data):
-                    n = dense.shape[0]
-                    if edges.shape[1] == 0 or n < 2:
-                        continue
-                    m = min(edges.shape[1], edges_per_step)
-                    pick = torch.randperm(edges.shape[1], generator=generator)[:m]
-                    pos = edges[:, pick]
-                    candidates = torch.randint(0, n, (2, 2 * m), generator=generator)
-                    free = ~dense[candidates[0], candidates[1]] & (candidates[0] != candidates[1])
-                    neg = candidates[:, free][:, :m]
-                    z = model.encode(index, propagated, adj)
-                    logits = torch.cat(
-                        [
-                            model.decode(z, pos.to(device), sigmoid=False),
-                            model.decode(z, neg.to(device), sigmoid=False),
-                        ]
-                    )
-                    target = torch.cat([torch.ones(pos.shape[1]), torch.zeros(neg.shape[1])])
-                    total = total + loss_fn(logits, target.to(device))
-                if isinstance(total, float):  # no dataset has an edge: nothing to learn
-                    break
-                total.backward()
-                optimiser.step()
-                losses.append(round(float(total.detach()) / len(data), 5))
-
-            model.eval()
-            blocks = {}
-            with torch.no_grad():
-                for index, (name, (propagated, adj, _, _)) in enumerate(
-                    zip(names, data, strict=True)
-                ):
-                    blocks[name] = model.encode(index, propagated, adj).cpu().numpy()
+            data = [gae_graph(graphs[name], device) for name in names]
+            model = make_gae([int(np.asarray(graphs[n].features).shape[1]) for n in names], device)
+            losses = train_gae(model, data, epochs, lr, edges_per_step, generator, device)
+            blocks = dict(zip(names, encode_all(model, data), strict=True))
     finally:
         torch.set_num_threads(previous_threads)
     adata = embedding_adata(graphs, blocks, "gae")

@@ -19,7 +19,6 @@ import pandas as pd
 from ..errors import ValidationError
 from ..settings import DEFAULT_LEIDEN_RESOLUTION, LEIDEN_RESOLUTION_RANGE
 from ..storage import atomic_path
-from .metrics import cluster_embedding
 
 #: The per-row properties a cluster's composition is reported by.
 COMPOSITION_KEYS = ("dataset", "tissue", "modality", "species")
@@ -58,6 +57,45 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
     order = sorted(sizes.index, key=lambda c: (-sizes[c], str(c)))
     mapping = {old: str(new) for new, old in enumerate(order)}
     return np.array([mapping[x] for x in labels], dtype=object)
+
+
+def cluster_embedding(
+    adata: ad.AnnData, resolution: float = 1.0, n_neighbors: int = 15, seed: int = 0
+) -> ad.AnnData:
+    """Leiden clusters of the rows, in place: ``obs['leiden']`` and the neighbour graph.
+
+    ``sc.pp.neighbors`` on ``X`` (Euclidean, exact kNN through scikit-learn: the default
+    pynndescent gives an approximation of the same graph and costs seconds of JIT
+    compilation) then ``sc.tl.leiden`` with the igraph implementation (leidenalg if the
+    installed scanpy lacks it), both seeded. Returns ``adata``.
+    """
+    import scanpy as sc
+
+    if adata.n_obs < 3:
+        raise ValidationError(f"Clustering needs at least 3 rows, the embedding has {adata.n_obs}.")
+    k = int(min(n_neighbors, adata.n_obs - 1))
+    sc.pp.neighbors(
+        adata,
+        n_neighbors=k,
+        use_rep="X",
+        metric="euclidean",
+        random_state=seed,
+        transformer="sklearn",
+    )
+    try:
+        sc.tl.leiden(
+            adata,
+            resolution=resolution,
+            random_state=seed,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            key_added="leiden",
+        )
+    except (ImportError, TypeError, ValueError):  # older scanpy: leidenalg only
+        sc.tl.leiden(adata, resolution=resolution, random_state=seed, key_added="leiden")
+    adata.obs["leiden"] = adata.obs["leiden"].astype(str).astype("category")
+    return adata
 
 
 def leiden_clusters(

@@ -22,7 +22,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ValidationError
-from .metrics import _column, _dense, _l2_normalise, binary_auc, limit_threads
+from .arrays import obs_column, unit_rows
+from .metrics import binary_auc, limit_threads
 
 
 def _annotation(
@@ -36,7 +37,7 @@ def _annotation(
     """
     if not gene_sets:
         raise ValidationError("The gene-set library is empty.")
-    genes = _column(adata, "gene")
+    genes = obs_column(adata, "gene")
     unique, inverse = np.unique(genes, return_inverse=True)
     index = pd.Index(unique)
     set_names = list(gene_sets)
@@ -113,7 +114,7 @@ def geneset_coherence_auroc(
     n = rows.size
     if n < 2:
         return float("nan")
-    datasets = _column(adata, "dataset")[rows]
+    datasets = obs_column(adata, "dataset")[rows]
 
     def valid(i: np.ndarray, j: np.ndarray) -> np.ndarray:
         keep = row_gene[i] != row_gene[j]
@@ -127,7 +128,7 @@ def geneset_coherence_auroc(
     if i.size == 0:
         return float("nan")
     with limit_threads(1):
-        Z = _l2_normalise(_dense(adata.X)[rows])
+        Z = unit_rows(adata.X[rows])
         shared = np.asarray(
             membership[row_gene[i]].multiply(membership[row_gene[j]]).getnnz(axis=1) > 0
         )
@@ -184,7 +185,7 @@ def function_prediction_table(
     n_genes = membership.shape[0]
     if chosen.size == 0 or n_genes < 2:
         return pd.DataFrame(columns=columns)
-    Z = _l2_normalise(_dense(adata.X)[rows])
+    Z = unit_rows(adata.X[rows])
     labels = membership[:, chosen].toarray()[row_gene].astype(np.float32)  # rows x sets
 
     n_folds = int(min(max(folds, 2), n_genes))

@@ -49,6 +49,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ValidationError
+from .arrays import dense, obs_column, unit_rows
+from .clusters import cluster_embedding
 
 #: Result keys of the six metrics, in the paper's order.
 METRICS = ("asw", "auc", "ilisi", "gc", "cgr", "no")
@@ -91,22 +93,6 @@ def limit_threads(threads: int | None = 1) -> Iterator[None]:
         yield
 
 
-def _column(adata: ad.AnnData, key: str) -> np.ndarray:
-    if key not in adata.obs:
-        raise ValidationError(f"The embedding has no obs column {key!r}.")
-    return adata.obs[key].astype(str).to_numpy()
-
-
-def _dense(matrix) -> np.ndarray:
-    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix)
-
-
-def _l2_normalise(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.maximum(norms, 1e-12)
-
-
 def binary_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray | None = None) -> float:
     """ROC AUC (Mann-Whitney, ties counted half), optionally weighted; NaN with one class.
 
@@ -128,46 +114,6 @@ def binary_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray | None = Non
         return float("nan")
     below = np.cumsum(negative) - negative  # negative weight strictly below each score
     return float((positive * (below + 0.5 * negative)).sum() / (total_pos * total_neg))
-
-
-# ---------------------------------------------------------------- clusters
-def cluster_embedding(
-    adata: ad.AnnData, resolution: float = 1.0, n_neighbors: int = 15, seed: int = 0
-) -> ad.AnnData:
-    """Leiden clusters of the rows, in place: ``obs['leiden']`` and the neighbour graph.
-
-    ``sc.pp.neighbors`` on ``X`` (Euclidean, exact kNN through scikit-learn: the default
-    pynndescent gives an approximation of the same graph and costs seconds of JIT
-    compilation) then ``sc.tl.leiden`` with the igraph implementation (leidenalg if the
-    installed scanpy lacks it), both seeded. Returns ``adata``.
-    """
-    import scanpy as sc
-
-    if adata.n_obs < 3:
-        raise ValidationError(f"Clustering needs at least 3 rows, the embedding has {adata.n_obs}.")
-    k = int(min(n_neighbors, adata.n_obs - 1))
-    sc.pp.neighbors(
-        adata,
-        n_neighbors=k,
-        use_rep="X",
-        metric="euclidean",
-        random_state=seed,
-        transformer="sklearn",
-    )
-    try:
-        sc.tl.leiden(
-            adata,
-            resolution=resolution,
-            random_state=seed,
-            flavor="igraph",
-            n_iterations=2,
-            directed=False,
-            key_added="leiden",
-        )
-    except (ImportError, TypeError, ValueError):  # older scanpy: leidenalg only
-        sc.tl.leiden(adata, resolution=resolution, random_state=seed, key_added="leiden")
-    adata.obs["leiden"] = adata.obs["leiden"].astype(str).astype("category")
-    return adata
 
 
 # ----------------------------------------------------------------- metrics
@@ -201,9 +147,9 @@ def auc_edges(embedding: ad.AnnData, graphs: Mapping[str, Any], include_diagonal
     reference (``include_diagonal=False`` leaves it out). Datasets absent from the
     embedding, or whose graph has one class only, are skipped; NaN when none is left.
     """
-    X = _dense(embedding.X)
-    genes = _column(embedding, "gene")
-    datasets = _column(embedding, "dataset")
+    X = dense(embedding.X)
+    genes = obs_column(embedding, "gene")
+    datasets = obs_column(embedding, "dataset")
     aucs = []
     for name, graph in graphs.items():
         rows = np.flatnonzero(datasets == str(name))
@@ -214,9 +160,9 @@ def auc_edges(embedding: ad.AnnData, graphs: Mapping[str, Any], include_diagonal
         rows, positions = rows[keep], positions[keep]
         if rows.size < 2:
             continue
-        Z = _l2_normalise(X[rows])
+        Z = unit_rows(X[rows])
         similarity = Z @ Z.T
-        truth = _dense(sp.csr_matrix(graph.adjacency)[positions][:, positions]) != 0
+        truth = dense(sp.csr_matrix(graph.adjacency)[positions][:, positions]) != 0
         # Both matrices are symmetric (the adjacency is symmetrised, as the reference's
         # graphs are): the upper triangle with off-diagonal entries counted twice gives the
         # AUC of all n² entries in half the work.
@@ -368,8 +314,8 @@ def neighbour_incidence(adata: ad.AnnData, graphs: Mapping[str, Any]) -> sp.csr_
     when the adjacency has one. Rows whose dataset has no graph, or whose gene is not a
     node of it, are empty.
     """
-    genes = _column(adata, "gene")
-    datasets = _column(adata, "dataset")
+    genes = obs_column(adata, "gene")
+    datasets = obs_column(adata, "dataset")
     vocabulary = pd.Index(sorted({str(g) for graph in graphs.values() for g in graph.genes}))
     blocks, order = [], []
     for name, graph in graphs.items():
@@ -407,7 +353,7 @@ def neighbours_overlap(adata: ad.AnnData, graphs: Mapping[str, Any], labels) -> 
     ordered pairs (a, b) of c from different datasets, weighted by |c|/N and summed.
     """
     labels = np.asarray(labels).astype(str)
-    datasets = _column(adata, "dataset")
+    datasets = obs_column(adata, "dataset")
     if labels.size != adata.n_obs:
         raise ValidationError(f"{labels.size} labels for {adata.n_obs} rows.")
     if labels.size == 0:
@@ -448,8 +394,8 @@ def common_genes(
     larger (``fraction_used`` = ``min_fraction``, the note says so). An empty list when
     even that finds nothing.
     """
-    genes = _column(adata, "gene")
-    datasets = _column(adata, "dataset")
+    genes = obs_column(adata, "gene")
+    datasets = obs_column(adata, "dataset")
     pairs = pd.DataFrame({"gene": genes, "dataset": datasets}).drop_duplicates()
     n_datasets = pairs["dataset"].nunique()
     if n_datasets == 0:
@@ -503,13 +449,13 @@ def evaluate_embedding(
 
 def _evaluate(adata, graphs, resolution, seed, n_neighbors, min_fraction) -> dict:
     start = time.perf_counter()
-    X = np.asarray(_dense(adata.X), dtype=np.float32)
+    X = np.asarray(dense(adata.X), dtype=np.float32)
     if X.ndim != 2 or X.shape[0] != adata.n_obs:
         raise ValidationError("The embedding matrix must have one row per (gene, dataset).")
     if not np.isfinite(X).all():
         raise ValidationError("The embedding holds NaN or infinite values.")
     obs = pd.DataFrame(
-        {"gene": _column(adata, "gene"), "dataset": _column(adata, "dataset")},
+        {"gene": obs_column(adata, "gene"), "dataset": obs_column(adata, "dataset")},
         index=[str(i) for i in range(adata.n_obs)],
     )
     work = ad.AnnData(X=X, obs=obs)

@@ -9,12 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ValidationError
-
-
-def _unit_rows(matrix) -> np.ndarray:
-    X = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(norms > 0, norms, 1.0)
+from .arrays import unit_rows
 
 
 def _query_rows(embedding: ad.AnnData, gene: str) -> np.ndarray:
@@ -37,7 +32,7 @@ def nearest_genes(
     """
     if top < 1:
         raise ValidationError("top must be at least 1.")
-    X = _unit_rows(embedding.X)
+    X = unit_rows(embedding.X, dtype=np.float32)
     query = _query_rows(embedding, gene)
     obs = embedding.obs
     candidates = obs["gene"].astype(str).to_numpy() != gene
@@ -63,7 +58,7 @@ def nearest_genes(
 
 def gene_instances(embedding: ad.AnnData, gene: str) -> pd.DataFrame:
     """The same gene in each dataset and how close its instances sit (cosine matrix)."""
-    X = _unit_rows(embedding.X)
+    X = unit_rows(embedding.X, dtype=np.float32)
     query = _query_rows(embedding, gene)
     names = embedding.obs["dataset"].astype(str).to_numpy()[query]
     return pd.DataFrame((X[query] @ X[query].T).round(4), index=names, columns=names)

@@ -9,8 +9,7 @@ import anndata as ad
 import numpy as np
 
 from ..errors import MuseGNNError, ValidationError
-from ..workspace import Workspace
-from .metadata import (
+from ..metadata import (
     MODALITIES,
     SPECIES,
     DatasetMeta,
@@ -18,6 +17,7 @@ from .metadata import (
     normalise_choice,
     sanitize_name,
 )
+from ..workspace import Workspace
 from .readers import read_coordinates, read_counts
 from .validate import ImportLimits, validate_counts
 

@@ -497,7 +497,7 @@ def safe_upload_name(filename: str) -> str:
     Browsers may send any string as a file name (``../../x``, control characters);
     only a sanitised stem and a whitelisted suffix survive.
     """
-    from .metadata import sanitize_name
+    from ..metadata import sanitize_name
 
     base = Path(str(filename).replace("\\", "/")).name
     suffix = _suffix(Path(base.lower()))

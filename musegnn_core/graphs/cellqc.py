@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..graphs.qc import (
+from ..workspace import Workspace
+from .qc import (
     as_csr,
     compute_cell_metrics,
     default_qc_config,
     flag_cells,
     is_mitochondrial,
 )
-from ..workspace import Workspace
 
 
 def cell_qc_table(workspace: Workspace, dataset: str) -> pd.DataFrame:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.metadata import SPECIES, normalise_choice
 from ..errors import InputFileError
+from ..metadata import SPECIES, normalise_choice
 from ..paths import shared_data_dir
 
 REQUIRED_COLUMNS = ("human_symbol", "mouse_symbol")

@@ -27,8 +27,8 @@ import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
-from ..data.metadata import MODALITIES, SPECIES, normalise_choice
 from ..errors import ValidationError
+from ..metadata import MODALITIES, SPECIES, normalise_choice
 
 #: Scale factor that turns a MAD into a consistent estimate of a normal standard deviation.
 MAD_TO_SD = 1.4826

@@ -1,4 +1,4 @@
-"""Quality-control figures of the Data page (numbers from musegnn_core.data.cellqc)."""
+"""Quality-control figures of the Data page (numbers from musegnn_core.graphs.cellqc)."""
 
 from __future__ import annotations
 
