@@ -35,8 +35,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import software_versions
-from ..data.metadata import DatasetMeta
+from ..device import resolve_device
 from ..errors import ValidationError
+from ..metadata import DatasetMeta
 from ..settings import CORRECTIONS, SELECTIONS, GraphConfig  # noqa: F401 (re-exported)
 from ..storage import atomic_path, atomic_write_json, file_lock, read_json
 from ..workspace import Workspace, now_iso
@@ -77,16 +78,6 @@ class GraphSummary:
 
 
 # ----------------------------------------------------------------- pieces
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValidationError("CUDA was requested but no GPU is available; use --device cpu.")
-    return device
-
-
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
