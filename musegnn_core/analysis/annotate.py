@@ -36,6 +36,7 @@ from scipy.stats import hypergeom
 
 from ..errors import MuseGNNError, ValidationError
 from ..storage import atomic_write_json, read_json
+from .arrays import unit_rows
 from .clusters import COMPOSITION_KEYS, _cluster_order, _obs, run_clustering
 from .genesets import read_gmt
 from .libraries import library_name
@@ -171,15 +172,9 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- hub genes
-def _unit_rows(matrix) -> np.ndarray:
-    X = np.asarray(matrix, dtype=np.float64)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(norms > 0, norms, 1.0)
-
-
 def row_centrality(embedding: ad.AnnData, labels: pd.Series) -> np.ndarray:
     """Per row, the mean cosine similarity to the other rows of its cluster (1 when alone)."""
-    X = _unit_rows(embedding.X)
+    X = unit_rows(embedding.X)
     values = np.asarray(labels, dtype=str)
     out = np.ones(len(values))
     for cluster in np.unique(values):
