@@ -319,7 +319,7 @@ def train(
     """
     if config is None and not resume:
         config = make_config()
-    with file_lock(workspace.root / "training.lock", blocking=False) as held:
+    with file_lock(workspace.training_lock_path, blocking=False) as held:
         if not held:
             running = [r.name for r in list_runs(workspace) if r.status().get("state") == "running"]
             raise WorkspaceError(

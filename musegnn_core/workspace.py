@@ -91,6 +91,17 @@ class Workspace:
         return self.root / ".lock"
 
     @property
+    def resources_dir(self) -> Path:
+        """Workspace-local reference files: the simulated atlas's ortholog table and planted
+        modules, uploaded gene-set libraries (``genesets/``), pinned genes."""
+        return self.root / "resources"
+
+    @property
+    def genesets_dir(self) -> Path:
+        """Uploaded GMT libraries; cached Enrichr libraries in ``enrichr/`` below."""
+        return self.resources_dir / "genesets"
+
+    @property
     def jobs_dir(self) -> Path:
         """Background jobs started from the app: ``<run>.json`` (record), ``.log``, ``.config.json``
         for trainings; ``evaluate/<run>.*`` for evaluations."""

@@ -39,7 +39,7 @@ def library_name(path: str | Path) -> str:
 
 
 def uploads_dir(workspace) -> Path:
-    return workspace.root / "resources" / "genesets"
+    return workspace.genesets_dir
 
 
 def enrichr_dir(workspace) -> Path:
@@ -59,7 +59,7 @@ def list_libraries(
         folders += [
             (uploads_dir(workspace), "workspace"),
             (enrichr_dir(workspace), "enrichr"),
-            (workspace.root / "resources", "simulated"),
+            (workspace.resources_dir, "simulated"),
         ]
     found, seen = [], set()
     for folder, source in folders:

@@ -21,7 +21,7 @@ DEMO_SIMULATED = "simulated"
 
 def resources_dir(workspace: Workspace) -> Path:
     """Workspace-local reference files (the simulated atlas's ortholog table and modules)."""
-    return workspace.root / "resources"
+    return workspace.resources_dir
 
 
 def _import_simulated(workspace: Workspace, seed: int = 0) -> list[str]:
