@@ -201,16 +201,26 @@ def train(
     """Train (or resume) a run on the workspace's datasets; returns its embedding.
 
     ``config`` (a :class:`musegnn_core.settings.TrainConfig`) replaces preset and
-    settings. A run stopped early (interrupted kernel, STOP file) raises with the
-    resume call to make.
+    settings. ``resume=True`` continues the run named ``run_name`` with its own settings
+    (``epochs=`` may extend it). A run stopped early (interrupted kernel, STOP file) raises
+    with the resume call to make.
     """
     from .settings import make_config
     from .train import train as train_run
 
     ws = open_workspace(workspace)
+    if resume:
+        if set(settings) - {"epochs"} or datasets:
+            raise ValidationError(
+                "A resumed run keeps its own datasets and settings: give only epochs=."
+            )
+        if config is None and settings.get("epochs") is not None:
+            config = make_config(preset, epochs=settings["epochs"])
+    elif config is None:
+        config = make_config(preset, **settings)
     run = train_run(
         ws,
-        config or make_config(preset, **settings),
+        config,
         datasets=list(datasets) if datasets else None,
         run_name=run_name,
         resume=resume,

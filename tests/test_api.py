@@ -13,6 +13,8 @@ import musegnn_core as mg
 from musegnn_core import api
 from musegnn_core.data.simulate import gmt_lines, simulate_atlas
 from musegnn_core.errors import MuseGNNError, ValidationError
+from musegnn_core.runs import get_run
+from musegnn_core.workspace import Workspace
 
 HUMAN = ("sim_scrna_human_blood_a", "sim_scrna_human_blood_b", "sim_scrna_human_pancreas")
 SMALL = {"epochs": 2, "n_genes": 100, "seed": 0}
@@ -82,6 +84,11 @@ def test_fit_in_a_kept_workspace_then_the_workspace_functions(
 
     again = api.train(ws, preset="quick", run_name="nb2", **SMALL)
     np.testing.assert_array_equal(again.X, embedding.X)  # same seed, same graphs
+    with pytest.raises(ValidationError, match="own datasets and settings"):
+        api.train(ws, run_name="nb2", resume=True, n_genes=50)
+    longer = api.train(ws, run_name="nb2", resume=True, epochs=3)  # one more epoch
+    assert get_run(Workspace(ws), "nb2").config()["train"]["epochs"] == 2  # as started
+    assert len(get_run(Workspace(ws), "nb2").losses()) == 3 and longer.n_obs == again.n_obs
 
 
 def test_fit_refuses_bad_input_before_any_work(adatas, tmp_path):
