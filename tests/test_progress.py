@@ -81,3 +81,49 @@ def test_the_cli_refuses_settings_on_resume(tmp_path):
     for extra in (["--n-genes", "300"], ["--preset", "paper"], ["--datasets", "a,b"]):
         with pytest.raises(ValidationError, match="only --epochs"):
             train_request(parse([*base, *extra]))
+
+
+def _running_run(ws, name: str, phase_events: list[dict]):
+    """A run folder as a live training leaves it: running status (this process's pid, so it
+    reads as alive) and its progress events."""
+    import os
+
+    from musegnn_core.runs import run_folder
+
+    run = run_folder(ws, name)
+    run.root.mkdir(parents=True)
+    config = make_config("quick", epochs=4)
+    run.config_path.write_text(
+        json.dumps({"name": name, "train": config.to_dict(), "datasets": ["a", "b"]})
+    )
+    run.write_status(state="running", pid=os.getpid(), epoch=4, epochs=4, message="training")
+    for event in phase_events:
+        append_event(run.progress_path, {"run": name, **event})
+    return run
+
+
+def test_the_umap_and_clusters_phase_is_its_own_step(tmp_path, monkeypatch):
+    from musegnn_core.jobs import running_training, training_status
+    from musegnn_core.workspace import Workspace
+    from pages.ui.runs import runs_overview
+    from tests.factories import open_app_page
+
+    ws = Workspace.open(tmp_path / "ws")
+    ws.update_info(demo={"kind": "none"})
+    events = [{"phase": "graphs", "attempt": "start", "time": "2026-01-01T00:00:00+00:00"}]
+    events += [
+        {"phase": "training", "epoch": e, "epochs": 4, "losses": {"total": 1.0 / e}}
+        for e in range(1, 5)
+    ]
+    _running_run(ws, "busy", [*events, {"phase": "embedding", "epoch": 4, "epochs": 4}])
+    status = training_status(ws, "busy")
+    assert (status["state"], status["phase"]) == ("running", "embedding")
+    assert status["message"] == "computing embeddings, UMAP and clusters"
+    assert running_training(ws) == "busy"
+    assert runs_overview(ws).set_index("Run").loc["busy", "Epochs"] == "UMAP and clusters"
+
+    monkeypatch.setenv("MUSEGNN_WORKSPACE", str(ws.root))
+    at = open_app_page("pages/2_Train.py")
+    progress = at.get("progress")[0].proto.text
+    assert progress == "Step 3 of 3: embeddings, UMAP and clusters"
+    assert {m.label: m.value for m in at.metric}["Time left"] == "UMAP and clusters"
