@@ -11,8 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from musegnn_core.data.demo import ensure_demo, is_simulated_demo
-from musegnn_core.data.metadata import MODALITY_LABELS
 from musegnn_core.errors import MuseGNNError
+from musegnn_core.metadata import MODALITY_LABELS
 from musegnn_core.paths import default_workspace
 from musegnn_core.workspace import Workspace
 
