@@ -398,8 +398,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baselines",
         type=_comma_list,
-        default=["pca", "gae", "random"],
-        help="comma-separated: pca, gae, random (default: all)",
+        default=None,
+        help="comma-separated: coexpression, pca, gae, random (default: all)",
     )
     parser.add_argument(
         "--gene-sets",
@@ -413,13 +413,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .analysis.evaluate import evaluate_run
+    from .analysis.evaluate import BASELINES, evaluate_run
 
     workspace = open_workspace(args, create=False)
     table = evaluate_run(
         workspace,
         args.run,
-        args.baselines,
+        args.baselines if args.baselines is not None else tuple(BASELINES),
         args.gene_sets,
         seed=args.seed,
         progress=lambda m: print(m, file=sys.stderr),

@@ -300,6 +300,17 @@ class ModelConfig:
     neighbours drawn once.
     """
 
+    input_dim: int = setting(
+        0,
+        "Input components",
+        help="0 feeds each gene's residuals over all cells to layer 1 (the reference); N "
+        "feeds their top N principal components instead: the same linear layer without "
+        "the smallest axes (mostly per-cell noise), at a cost that no longer grows with "
+        "the number of cells.",
+        low=0,
+        high=100000,
+        flag="--input-components",
+    )
     hidden: int = setting(32, "Width per attention head", low=1)
     heads1: int = setting(4, "Heads of layer 1", low=1)
     heads2: int = setting(2, "Heads of layer 2", low=1)

@@ -24,8 +24,20 @@ from .analysis.annotate import annotate_after_training
 from .errors import MuseGNNError, ValidationError, WorkspaceError
 from .graphs.build import GeneGraph, build_graphs, load_graph, resolve_device
 from .graphs.overlap import check_datasets_share_genes
-from .model.losses import reconstruction_loss, total_loss
-from .model.module import DatasetSpec, MuSeGNNModule, dense_target, edge_index_from_adjacency
+from .model.losses import (
+    combine_losses,
+    reconstruction_loss,
+    sample_non_edges,
+    sampled_reconstruction_loss,
+)
+from .model.inputs import principal_inputs
+from .model.module import (
+    DatasetSpec,
+    MuSeGNNModule,
+    dense_target,
+    edge_index_from_adjacency,
+    undirected_edges,
+)
 from .model.pairs import compute_all_pair_stats, resample_neighbours
 from .progress import ProgressRecorder
 from .runs import Run, check_run_name, get_run, list_runs, new_run_name, run_folder
@@ -34,6 +46,7 @@ from .settings import (  # noqa: F401 (GraphConfig, ModelConfig, PRESETS: re-exp
     GraphConfig,
     ModelConfig,
     TrainConfig,
+    learning_rate_factor,
     make_config,
     sharing_group,
 )
@@ -68,16 +81,55 @@ class DeviceGraphs:
     graphs: list[GeneGraph]
     features: list[torch.Tensor]
     edge_index: list[torch.Tensor]
-    targets: list[torch.Tensor]
+    #: Dense 0/1 targets (``reconstruction="dense"``), else None.
+    targets: list[torch.Tensor | None]
+    #: Each undirected edge once, no self-loops, 2 x E (``reconstruction="sampled"``).
+    edges: list[torch.Tensor | None]
+    #: Sorted keys ``u * n + v`` of all directed edges, to refuse sampled non-edges.
+    edge_keys: list[torch.Tensor | None]
 
 
-def to_device(graphs: list[GeneGraph], device: torch.device) -> DeviceGraphs:
+def to_device(
+    graphs: list[GeneGraph],
+    device: torch.device,
+    reconstruction: str = "dense",
+    inputs: list[np.ndarray] | None = None,
+) -> DeviceGraphs:
+    """Features (``inputs``, default the graphs' residuals), edges and targets on ``device``."""
+    edge_index = [edge_index_from_adjacency(g.adjacency).to(device) for g in graphs]
+    dense = reconstruction == "dense"
+    inputs = inputs if inputs is not None else [g.features for g in graphs]
     return DeviceGraphs(
         graphs=graphs,
-        features=[torch.from_numpy(g.features).to(device) for g in graphs],
-        edge_index=[edge_index_from_adjacency(g.adjacency).to(device) for g in graphs],
-        targets=[dense_target(g.adjacency).to(device) for g in graphs],
+        features=[torch.from_numpy(np.ascontiguousarray(x)).to(device) for x in inputs],
+        edge_index=edge_index,
+        targets=[dense_target(g.adjacency).to(device) if dense else None for g in graphs],
+        edges=[None if dense else undirected_edges(g.adjacency).to(device) for g in graphs],
+        edge_keys=[
+            None if dense else torch.sort(e[0] * g.n_genes + e[1]).values
+            for g, e in zip(graphs, edge_index, strict=True)
+        ],
     )
+
+
+def reconstruction_term(
+    module: MuSeGNNModule, t: int, z_t: torch.Tensor, state: TrainingState, config: TrainConfig
+) -> torch.Tensor:
+    """The graph reconstruction loss of dataset ``t``, in float32 (BCE sums are
+    precision-sensitive); the dense decoder itself may run under autocast."""
+    data = state.data
+    if config.model.reconstruction == "dense":
+        return reconstruction_loss(module.decode(t, z_t).float(), data.targets[t])
+    edges = data.edges[t]
+    count = max(1, round(edges.shape[1] * config.model.negatives_per_edge))
+    negatives = sample_non_edges(
+        data.edge_keys[t], data.graphs[t].n_genes, count, state.generator
+    )
+    with torch.autocast(z_t.device.type, enabled=False):
+        z = z_t.float()
+        return sampled_reconstruction_loss(
+            module.decode_pairs(t, z, edges), module.decode_pairs(t, z, negatives)
+        )
 
 
 @dataclass
@@ -94,17 +146,20 @@ class TrainingState:
     history: list[dict] = field(default_factory=list)
 
 
-def dataset_specs(graphs: list[GeneGraph], share: str) -> list[DatasetSpec]:
+def dataset_specs(
+    graphs: list[GeneGraph], share: str, input_widths: list[int] | None = None
+) -> list[DatasetSpec]:
+    widths = input_widths or [int(g.features.shape[1]) for g in graphs]
     return [
         DatasetSpec(
             name=g.dataset,
-            n_cells=int(g.features.shape[1]),
+            n_cells=width,
             n_genes=g.n_genes,
             group=sharing_group(
                 g.info.get("tissue", "unknown"), g.info.get("modality", "scrna"), share
             ),
         )
-        for g in graphs
+        for g, width in zip(graphs, widths, strict=True)
     ]
 
 
@@ -193,6 +248,14 @@ def make_optimizer(module: MuSeGNNModule, config: TrainConfig) -> torch.optim.Op
     return torch.optim.Adam(groups)
 
 
+def set_learning_rates(optimizer: torch.optim.Optimizer, config: TrainConfig, epoch: int) -> None:
+    """Each parameter group's rate for ``epoch`` from its base rate and the schedule."""
+    factor = learning_rate_factor(config.lr_schedule, epoch, config.epochs)
+    for group in optimizer.param_groups:
+        group.setdefault("base_lr", group["lr"])
+        group["lr"] = group["base_lr"] * factor
+
+
 def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
     """One optimiser step per dataset, each paired with a random other dataset."""
     module, data, device = state.module, state.data, state.device
@@ -206,15 +269,13 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
     for t in range(n):
         with autocast:
             z_t = module.encode(t, data.features[t], data.edge_index[t])
-            logits = module.decode(t, z_t)
             if n > 1:
                 s = int(state.rng.choice([i for i in range(n) if i != t]))
                 z_s = module.encode(s, data.features[s], data.edge_index[s])
-        # Losses in float32: BCE over n^2 entries and cosine sums are precision-sensitive.
+            rec = reconstruction_term(module, t, z_t, state, config)
         if n > 1:
-            loss, parts = total_loss(
-                logits.float(),
-                data.targets[t],
+            loss, parts = combine_losses(
+                rec,
                 z_t.float(),
                 z_s.float(),
                 state.pairs[(t, s)],
@@ -223,7 +284,7 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
             )
             terms = [parts["reconstruction"], parts["similarity"], parts["contrastive"]]
         else:
-            loss = reconstruction_loss(logits.float(), data.targets[t])
+            loss = rec
             terms = [loss.detach(), torch.zeros((), device=device), torch.zeros((), device=device)]
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -376,14 +437,15 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
         )
 
     torch.manual_seed(config.seed)
-    specs = dataset_specs(graphs, config.model.share)
+    inputs = [principal_inputs(g.features, config.model.input_dim, config.seed) for g in graphs]
+    specs = dataset_specs(graphs, config.model.share, [x.shape[1] for x in inputs])
     module = MuSeGNNModule(specs, config.model).to(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
     state = TrainingState(
         module=module,
         optimizer=make_optimizer(module, config),
-        data=to_device(graphs, device),
+        data=to_device(graphs, device, config.model.reconstruction, inputs),
         pairs={k: v.to(device) for k, v in compute_all_pair_stats(graphs, config.seed).items()},
         rng=np.random.default_rng(config.seed),
         generator=generator,
@@ -508,6 +570,7 @@ def _loop(
                 (t, s): resample_neighbours(p, graphs[t].adjacency, graphs[s].adjacency, state.rng)
                 for (t, s), p in state.pairs.items()
             }
+        set_learning_rates(state.optimizer, config, epoch)
         epoch_start = time.perf_counter()
         losses = train_epoch(state, config)
         seconds = time.perf_counter() - epoch_start

@@ -47,9 +47,35 @@ def test_evaluate_table_and_files(trained):
     assert table.loc["coherence:planted_modules", "musegnn"] > 0.7
     assert abs(table.loc["coherence:planted_modules", "random"] - 0.5) < 0.1
     assert table.loc["auc", "musegnn"] > table.loc["auc", "random"]
+    # Gene-level measures, two ways, for every method; edge AUC and alignment.
+    for row in (
+        "coherence_within:planted_modules",
+        "coherence_unified:planted_modules",
+        "edge_auc_median",
+        "same_gene_cosine",
+        "same_gene_percentile",
+    ):
+        assert row in table.index
+    assert table.loc["coherence_within:planted_modules", "musegnn"] > 0.7
+    assert table.loc["coherence_unified:planted_modules", "musegnn"] > 0.7
+    assert abs(table.loc["coherence_unified:planted_modules", "random"] - 0.5) < 0.1
+    assert table.loc["edge_auc_median", "musegnn"] > table.loc["edge_auc_median", "random"]
+    assert (
+        table.loc["same_gene_percentile", "musegnn"] < table.loc["same_gene_percentile", "random"]
+    )
     stored = json.loads((trained.runs_dir / "r" / "evaluation.json").read_text())
     assert set(stored["table"]) == {"musegnn", "pca", "random"}
     assert (trained.runs_dir / "r" / "evaluation.csv").exists()
+
+
+def test_evaluate_coexpression_baseline(trained):
+    planted = resources_dir(trained) / "planted_modules.gmt"
+    table = evaluate_run(trained, "r", ["coexpression"], [planted])
+    assert list(table.columns) == ["musegnn", "coexpression"]
+    # Correlations have no shared space: no paper metrics, but every gene-level measure.
+    assert table.loc["asw", "coexpression"] != table.loc["asw", "coexpression"]  # NaN
+    assert table.loc["coherence_within:planted_modules", "coexpression"] > 0.6
+    assert table.loc["edge_auc_median", "coexpression"] > 0.6  # edges come from co-expression
 
 
 def test_evaluate_cli_and_errors(trained, capsys):

@@ -194,3 +194,30 @@ def test_cap_neighbours_keeps_strongest_edges():
     expected[0, 1] = expected[1, 0] = expected[2, 3] = expected[3, 2] = 1
     np.testing.assert_array_equal(capped, expected)
     assert (build.cap_neighbours(adjacency, stat, 3).toarray() == 1).all()
+
+
+def test_pinned_genes_join_every_graph_that_expresses_them(sim_ws):
+    """``include_genes``: a gene outside the top genes joins where it is detected."""
+    small = build.GraphConfig(n_genes=60)
+    data = sim_ws.load_dataset("sim_scrna_human_blood_a")
+    meta = sim_ws.dataset("sim_scrna_human_blood_a")
+    prepared = build.prepare_dataset(data, meta, small, None)
+    chosen = build.choose_genes(prepared.ranked, prepared.ranked_nodes, small, None)
+    outside = [g for g in prepared.ranked[200:] if g not in chosen]
+    counts = prepared.filtered[:, outside].X
+    detected = np.asarray((counts != 0).sum(axis=0)).ravel()
+    expressed = outside[int(np.argmax(detected))]
+    silent = data.var_names[np.asarray((data.X != 0).sum(axis=0)).ravel() == 0]
+    pins = (expressed.lower(), chosen[0], "NOT_A_GENE", *list(silent[:1]))
+    genes, report = build.pin_genes(chosen, prepared, pins)
+    assert genes[: len(chosen)] == chosen and genes[len(chosen) :] == [expressed]
+    assert report["pinned_added"] == [expressed]  # matched case-insensitively
+    assert report["pinned_already_chosen"] == [chosen[0]]
+    assert "NOT_A_GENE" in report["pinned_not_in_dataset"]
+    if len(silent):  # removed by QC or never detected: not expressed, not added
+        assert silent[0] in report["pinned_not_in_dataset"] + report["pinned_not_expressed"]
+    graph = build.build_graph(
+        prepared, meta, build.GraphConfig(n_genes=60, include_genes=(expressed,)), None
+    )
+    assert expressed in graph.genes and graph.n_genes == 61
+    assert graph.info["selection"]["pinned_added"] == [expressed]

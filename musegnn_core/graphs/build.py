@@ -160,6 +160,56 @@ def choose_genes(
     return [ranked[i] for i in order[: config.n_genes]]
 
 
+#: A pinned gene joins a graph when at least this many of the dataset's cells detect it.
+MIN_CELLS_FOR_PINNED_GENE = 3
+
+
+def pin_genes(
+    chosen: list[str], prepared: PreparedDataset, include: tuple[str, ...]
+) -> tuple[list[str], dict]:
+    """``chosen`` plus the genes of ``include`` that this dataset expresses.
+
+    A pinned gene is matched by its own symbol or its human ortholog, case-insensitively
+    (a user types CD74 for mouse Cd74 too). It joins only when at least
+    :data:`MIN_CELLS_FOR_PINNED_GENE` cells after QC detect it: an undetected gene has no
+    co-expression to learn from. Returns the genes and what happened to each pin.
+    """
+    if not include:
+        return chosen, {}
+    wanted = {g.upper(): g for g in include}
+    by_name: dict[str, str] = {}
+    for gene, node in zip(prepared.ranked, prepared.ranked_nodes, strict=True):
+        for key in (gene.upper(), node.upper()):
+            by_name.setdefault(key, gene)
+    filtered = prepared.filtered
+    present = set(chosen)
+    added, already, not_expressed, absent = [], [], [], []
+    for key, asked in wanted.items():
+        gene = by_name.get(key)
+        if gene is None:
+            absent.append(asked)
+        elif gene in present:
+            already.append(asked)
+        else:
+            column = filtered.var_names.get_loc(gene)
+            detected = filtered.X[:, column]
+            n_cells = int((detected != 0).sum()) if sp.issparse(detected) else int(
+                np.count_nonzero(np.asarray(detected))
+            )
+            if n_cells >= MIN_CELLS_FOR_PINNED_GENE:
+                added.append(gene)
+                present.add(gene)
+            else:
+                not_expressed.append(asked)
+    report = {
+        "pinned_added": added,
+        "pinned_already_chosen": already,
+        "pinned_not_expressed": not_expressed,
+        "pinned_not_in_dataset": absent,
+    }
+    return chosen + added, report
+
+
 def map_node_names(
     genes: list[str], species: str, table_path: Path | None
 ) -> tuple[list[str], dict]:
@@ -232,7 +282,8 @@ def build_graph(
     )
     filtered, report, timings = prepared.filtered, prepared.report, dict(prepared.timings)
     genes = choose_genes(prepared.ranked, prepared.ranked_nodes, config, partner_counts)
-    selection = {**prepared.selection, "rule": config.selection}
+    genes, pinned = pin_genes(genes, prepared, config.include_genes)
+    selection = {**prepared.selection, "rule": config.selection, **pinned}
     if len(genes) < 2:
         raise ValidationError(
             f"{meta.name}: fewer than two usable genes after QC; no graph possible."

@@ -28,6 +28,46 @@ def reconstruction_loss(logits: torch.Tensor, target_dense: torch.Tensor) -> tor
     return F.binary_cross_entropy_with_logits(logits, target_dense.to(logits.dtype))
 
 
+def sampled_reconstruction_loss(
+    positive_logits: torch.Tensor, negative_logits: torch.Tensor
+) -> torch.Tensor:
+    """Edges against sampled non-edges, as PyG's ``GAE.recon_loss``: the mean BCE of the
+    edges plus the mean BCE of the non-edges, so both classes weigh the same however sparse
+    the graph is, and the cost grows with the edges, not with n^2."""
+    pos = F.binary_cross_entropy_with_logits(positive_logits, torch.ones_like(positive_logits))
+    neg = F.binary_cross_entropy_with_logits(negative_logits, torch.zeros_like(negative_logits))
+    return pos + neg
+
+
+def sample_non_edges(
+    edge_keys: torch.Tensor, n_nodes: int, count: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``2 x count`` random gene pairs ``u != v`` that are not edges.
+
+    ``edge_keys`` are the sorted keys ``u * n_nodes + v`` of the graph's (directed) edges.
+    Draws that hit an edge or a self-pair are replaced by fresh draws (a few rounds); on a
+    graph too dense to find enough, fewer pairs come back.
+    """
+    device = edge_keys.device
+    found, total = [], 0
+    for _ in range(8):
+        need = count - total
+        if need <= 0:
+            break
+        draw = max(need + need // 8, 16)
+        u = torch.randint(n_nodes, (draw,), generator=generator, device=generator.device)
+        v = torch.randint(n_nodes, (draw,), generator=generator, device=generator.device)
+        u, v = u.to(device), v.to(device)
+        keys = u * n_nodes + v
+        slot = torch.searchsorted(edge_keys, keys).clamp_max(max(edge_keys.numel() - 1, 0))
+        is_edge = edge_keys[slot] == keys if edge_keys.numel() else torch.zeros_like(u, dtype=bool)
+        keep = (u != v) & ~is_edge
+        pairs = torch.stack([u[keep], v[keep]])[:, :need]
+        found.append(pairs)
+        total += pairs.shape[1]
+    return torch.cat(found, dim=1) if found else torch.zeros(2, 0, dtype=torch.long, device=device)
+
+
 def weighted_similarity_loss(
     z_t: torch.Tensor,
     z_s: torch.Tensor,
@@ -55,6 +95,45 @@ def weighted_similarity_loss(
         # All-zero weights give 0 / eps = 0 without a host sync.
         return -(weights * cos).sum() / weights.sum().clamp_min(1e-12)
     return -(weights * cos).mean()
+
+
+def shared_gene_contrastive_loss(
+    z_t: torch.Tensor,
+    z_s: torch.Tensor,
+    common_t: torch.Tensor,
+    common_s: torch.Tensor,
+    weights: torch.Tensor,
+    n_samples: int = 256,
+    temperature: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Symmetric InfoNCE between a gene's two instances, other shared genes as negatives.
+
+    For ``m`` common genes drawn without replacement, ``L = cosine(z_t[g_i], z_s[g_j]) / T``
+    (m x m); each row and each column is a softmax whose target is the same gene, and the
+    2m cross-entropies are averaged with the genes' Jaccard weights (``sum w l / sum w``).
+    The weighted cosine of :func:`weighted_similarity_loss` only pulls instances
+    together, which a model can satisfy by squeezing every gene into one narrow cone;
+    here a gene must be closer to its own other instance than to the other shared
+    genes, which is what "the same gene in two datasets" means for a neighbour search.
+    0 when fewer than two genes are shared or all sampled weights are 0.
+    """
+    c = common_t.numel()
+    if c < 2:
+        return _zero(z_t, z_s)
+    if generator is None:
+        generator = torch.Generator(device=common_t.device)
+        generator.seed()
+    pick = _sample(c, min(n_samples, c), generator, common_t.device)
+    a = F.normalize(z_t[common_t[pick]], dim=1, eps=1e-8)
+    b = F.normalize(z_s[common_s[pick]], dim=1, eps=1e-8)
+    logits = (a @ b.T) / temperature
+    target = torch.arange(pick.numel(), device=logits.device)
+    per_gene = F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(
+        logits.T, target, reduction="none"
+    )
+    w = weights[pick].to(per_gene.dtype)
+    return 0.5 * (w * per_gene).sum() / w.sum().clamp_min(1e-12)
 
 
 def nt_xent_loss(
@@ -140,6 +219,22 @@ def total_loss(
     config,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``reconstruction + lambda_S * similarity + lambda_C * contrastive`` and its parts,
+    with the dense reconstruction of :func:`reconstruction_loss` (see :func:`combine_losses`).
+    """
+    return combine_losses(
+        reconstruction_loss(logits_t, target_t), z_t, z_s, pair, config, generator
+    )
+
+
+def combine_losses(
+    reconstruction: torch.Tensor,
+    z_t: torch.Tensor,
+    z_s: torch.Tensor,
+    pair: PairStats,
+    config,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``reconstruction + lambda_S * similarity + lambda_C * contrastive`` and its parts.
 
     ``config`` is a :class:`~musegnn_core.model.config.ModelConfig`. The contrastive term
@@ -148,10 +243,22 @@ def total_loss(
     The dict holds the three unweighted terms, detached (call ``.item()`` to log them;
     no device sync happens here).
     """
-    rec = reconstruction_loss(logits_t, target_t)
-    sim = weighted_similarity_loss(
-        z_t, z_s, pair.common_t, pair.common_s, pair.weights, config.similarity_normalisation
-    )
+    rec = reconstruction
+    if config.alignment == "contrastive":
+        sim = shared_gene_contrastive_loss(
+            z_t,
+            z_s,
+            pair.common_t,
+            pair.common_s,
+            pair.weights,
+            config.alignment_samples,
+            config.alignment_temperature,
+            generator,
+        )
+    else:
+        sim = weighted_similarity_loss(
+            z_t, z_s, pair.common_t, pair.common_s, pair.weights, config.similarity_normalisation
+        )
     if config.lambda_contrastive > 0:
         con = contrastive_loss(
             z_t, z_s, pair, config.contrastive_samples, config.temperature, generator

@@ -66,6 +66,34 @@ class InnerProductDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z @ z.T
 
+    def edge_logits(self, z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """Logits of the gene pairs ``pairs`` (2 x P): ``<z_u, z_v>``."""
+        return (z[pairs[0]] * z[pairs[1]]).sum(dim=1)
+
+
+class CosineEdgeDecoder(nn.Module):
+    """Logits = ``scale * cos(z_u, z_v) + bias`` with a learned scale and bias per dataset.
+
+    A bias-free inner product cannot make most of n genes' pairwise scores negative in
+    32 dimensions, so on a sparse graph it predicts "edge" for most non-edges. The bias
+    sets the graph's base rate; the scale lets the cosine range [-1, 1] span confident
+    logits. Both are per dataset because densities differ between graphs.
+    """
+
+    def __init__(self, scale: float = 10.0, bias: float = -5.0) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(scale))))
+        self.bias = nn.Parameter(torch.tensor(float(bias)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        u = nn.functional.normalize(z, dim=1, eps=1e-8)
+        return self.log_scale.exp() * (u @ u.T) + self.bias
+
+    def edge_logits(self, z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """Logits of the gene pairs ``pairs`` (2 x P)."""
+        cos = nn.functional.cosine_similarity(z[pairs[0]], z[pairs[1]], dim=1, eps=1e-8)
+        return self.log_scale.exp() * cos + self.bias
+
 
 class _DatasetLayers(nn.Module):
     def __init__(self, n_cells: int, n_genes: int, config: ModelConfig) -> None:
@@ -73,7 +101,9 @@ class _DatasetLayers(nn.Module):
         width = config.hidden * config.heads1
         self.conv = TransformerConv(n_cells, config.hidden, heads=config.heads1)
         self.norm = GraphNorm(width)
-        self.decoder = MLPEdgeDecoder(n_genes) if config.decoder == "mlp" else InnerProductDecoder()
+        decoders = {"mlp": lambda: MLPEdgeDecoder(n_genes), "inner": InnerProductDecoder}
+        decoders["cosine"] = CosineEdgeDecoder
+        self.decoder = decoders[config.decoder]()
 
 
 class _GroupLayers(nn.Module):
@@ -168,6 +198,17 @@ class MuSeGNNModule(nn.Module):
         """Edge logits (n_i x n_i) of dataset ``i``."""
         return self.dataset_module(i).decoder(z)
 
+    def decode_pairs(self, i: int, z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """Edge logits of the gene pairs ``pairs`` (2 x P) of dataset ``i``.
+
+        Only for the pairwise decoders (``inner``, ``cosine``); the reference MLP decoder
+        maps whole rows of ``z z^T`` and has no per-pair form.
+        """
+        decoder = self.dataset_module(i).decoder
+        if not hasattr(decoder, "edge_logits"):
+            raise ValidationError("The MLP decoder scores whole rows; use dense reconstruction.")
+        return decoder.edge_logits(z, pairs)
+
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
         """Layer-1 convs and norms of every dataset, then every group's shared layers."""
         for d in self.datasets.values():
@@ -204,3 +245,10 @@ def dense_target(adjacency) -> torch.Tensor:
     """Dense float32 0/1 reconstruction target of a (sparse or dense) adjacency."""
     a = adjacency.toarray() if sp.issparse(adjacency) else np.asarray(adjacency)
     return torch.from_numpy((a != 0).astype(np.float32))
+
+
+def undirected_edges(adjacency) -> torch.Tensor:
+    """``2 x E`` long tensor with each undirected edge once (``u < v``), self-loops left out."""
+    coo = sp.triu(sp.coo_matrix(adjacency) + sp.coo_matrix(adjacency).T, k=1).tocoo()
+    keep = coo.data != 0
+    return torch.from_numpy(np.stack([coo.row[keep], coo.col[keep]]).astype(np.int64))

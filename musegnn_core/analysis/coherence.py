@@ -1,0 +1,327 @@
+"""What a gene embedding knows about gene function, measured against no-learning baselines.
+
+The unit of every measure is a *gene pair*, not an embedding row, so that a method is
+judged on the question a biologist asks ("are these two genes related?") and every method
+is scored on the same pairs:
+
+* ``within``: the similarity of two genes is the mean, over the datasets that hold both,
+  of the cosine of their two rows in that dataset. This is what one dataset's embedding
+  (or co-expression) knows, averaged where there is more than one.
+* ``unified``: the cosine of each gene's *mean* embedding over its datasets, which is
+  what the UMAP, the clusters and the neighbour lists use. It scores pairs whether or not
+  any dataset holds both genes, so it shows what integration passes on.
+
+A pair is positive when the two genes share a set of the library and negative when they
+share none; unannotated genes are left out (unknown, not negative). The AUROC of the
+similarity is 0.5 for chance.
+
+The no-learning baseline :func:`coexpression_blocks` is the Pearson correlation of the
+genes' residual features (the model's input) in each dataset: a learned embedding earns
+its place only by beating it. Correlations live in a different cell space per dataset,
+so co-expression has no mean vector: its ``unified`` score is its ``within`` score, 0 (no
+evidence) for pairs that no dataset holds together.
+
+Also here: :func:`edge_auc_by_dataset` (does the geometry carry the graph?) and
+:func:`same_gene_alignment` (do a gene's instances in different datasets meet?), judged by
+rank as well as by cosine, because an embedding squeezed into a narrow cone has high
+cosines everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import ValidationError
+from . import arrays
+from .metrics import binary_auc
+
+#: Pairs drawn per class (sharing a set / sharing none) for each measure.
+PAIRS_PER_CLASS = 20_000
+#: Bins of "datasets holding both genes" for the breakdown of ``within``.
+SHARED_BINS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, 10**9, "5+"))
+
+
+def unit_rows(matrix) -> np.ndarray:
+    """Rows of length 1 in float32 (the pair sums below are over millions of entries)."""
+    return arrays.unit_rows(matrix, dtype=np.float32)
+
+
+@dataclass
+class GeneBlocks:
+    """Per dataset, gene names and unit vectors whose dot product is the similarity.
+
+    ``shared_space`` says whether the vectors of different datasets live in one space
+    (an embedding) or not (residual features: one cell space per dataset).
+    """
+
+    genes: dict[str, np.ndarray]
+    vectors: dict[str, np.ndarray]
+    shared_space: bool
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.genes)
+
+
+def embedding_blocks(adata: ad.AnnData) -> GeneBlocks:
+    """Blocks of a joint embedding (rows of ``adata`` with obs ``gene`` and ``dataset``)."""
+    genes = arrays.obs_column(adata, "gene")
+    datasets = arrays.obs_column(adata, "dataset")
+    X = unit_rows(adata.X)
+    blocks_genes, blocks_vectors = {}, {}
+    for name in pd.unique(datasets):
+        rows = np.flatnonzero(datasets == name)
+        blocks_genes[name] = genes[rows]
+        blocks_vectors[name] = X[rows]
+    return GeneBlocks(blocks_genes, blocks_vectors, shared_space=True)
+
+
+def coexpression_blocks(graphs: Mapping[str, Any]) -> GeneBlocks:
+    """The no-learning baseline: row-centred residual features, so that cosine = Pearson r."""
+    genes, vectors = {}, {}
+    for name, graph in graphs.items():
+        F = np.asarray(graph.features, dtype=np.float32)
+        vectors[str(name)] = unit_rows(F - F.mean(axis=1, keepdims=True))
+        genes[str(name)] = np.asarray(graph.genes, dtype=str)
+    return GeneBlocks(genes, vectors, shared_space=False)
+
+
+# ------------------------------------------------------------------- gene pairs
+@dataclass
+class GenePairs:
+    """Labelled gene pairs: indices into ``genes``, label, datasets holding both."""
+
+    genes: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    label: np.ndarray
+    n_shared: np.ndarray
+
+
+def _presence(blocks: GeneBlocks, genes: np.ndarray) -> np.ndarray:
+    """genes x datasets 0/1 matrix (float32, for products)."""
+    index = pd.Index(genes)
+    presence = np.zeros((genes.size, len(blocks.datasets)), dtype=np.float32)
+    for j, name in enumerate(blocks.datasets):
+        positions = index.get_indexer(blocks.genes[name])
+        presence[positions[positions >= 0], j] = 1.0
+    return presence
+
+
+def _membership(genes: np.ndarray, gene_sets: Mapping[str, Sequence[str]]) -> sp.csr_matrix:
+    index = pd.Index(genes)
+    rows, cols = [], []
+    for j, members in enumerate(gene_sets.values()):
+        positions = index.get_indexer(pd.unique(np.asarray(list(members), dtype=str)))
+        positions = positions[positions >= 0]
+        rows.append(positions)
+        cols.append(np.full(positions.size, j))
+    r = np.concatenate(rows) if rows else np.zeros(0, int)
+    c = np.concatenate(cols) if cols else np.zeros(0, int)
+    m = sp.csr_matrix((np.ones(r.size, np.float32), (r, c)), shape=(genes.size, len(gene_sets)))
+    m.data[:] = 1.0
+    return m
+
+
+def sample_gene_pairs(
+    blocks: GeneBlocks,
+    gene_sets: Mapping[str, Sequence[str]],
+    scope: str = "within",
+    per_class: int = PAIRS_PER_CLASS,
+    seed: int = 0,
+) -> GenePairs:
+    """Up to ``per_class`` pairs sharing a set and as many sharing none, drawn uniformly.
+
+    Universe: genes of the blocks annotated in the library. ``scope="within"`` keeps pairs
+    that at least one dataset holds together; ``"unified"`` any pair. The draw depends
+    only on the genes, the library and ``seed``, so methods on the same graphs are scored
+    on the same pairs.
+    """
+    if scope not in ("within", "unified"):
+        raise ValidationError(f"scope must be 'within' or 'unified', not {scope!r}.")
+    if not gene_sets:
+        raise ValidationError("The gene-set library is empty.")
+    all_genes = np.unique(np.concatenate([blocks.genes[d] for d in blocks.datasets]))
+    membership = _membership(all_genes, gene_sets)
+    annotated = np.asarray(membership.getnnz(axis=1) > 0)
+    genes = all_genes[annotated]
+    membership = membership[annotated]
+    n = genes.size
+    empty = np.zeros(0, dtype=np.int64)
+    if n < 2:
+        return GenePairs(genes, empty, empty, empty.astype(bool), empty)
+    shares_set = (membership @ membership.T).toarray() > 0
+    presence = _presence(blocks, genes)
+    together = (presence @ presence.T).astype(np.int32)
+
+    rng = np.random.default_rng(seed)
+    found = {True: [], False: []}
+    counts = {True: 0, False: 0}
+    for _ in range(200):
+        a = rng.integers(0, n, size=200_000)
+        b = rng.integers(0, n, size=200_000)
+        keep = a != b
+        if scope == "within":
+            keep &= together[a, b] > 0
+        a, b = a[keep], b[keep]
+        label = shares_set[a, b]
+        for cls in (True, False):
+            if counts[cls] < per_class:
+                take = np.flatnonzero(label == cls)[: per_class - counts[cls]]
+                found[cls].append((a[take], b[take]))
+                counts[cls] += take.size
+        if counts[True] >= per_class and counts[False] >= per_class:
+            break
+    first = np.concatenate([x for cls in (True, False) for x, _ in found[cls]] or [empty])
+    second = np.concatenate([y for cls in (True, False) for _, y in found[cls]] or [empty])
+    label = np.r_[np.ones(counts[True], bool), np.zeros(counts[False], bool)]
+    return GenePairs(genes, first, second, label, together[first, second])
+
+
+# ------------------------------------------------------------------ similarity
+def within_similarity(blocks: GeneBlocks, pairs: GenePairs) -> np.ndarray:
+    """Mean over the datasets holding both genes of the pair's cosine (NaN if none)."""
+    total = np.zeros(pairs.first.size)
+    count = np.zeros(pairs.first.size)
+    index = pd.Index(pairs.genes)
+    for name in blocks.datasets:
+        position = np.full(pairs.genes.size, -1)
+        rows = index.get_indexer(blocks.genes[name])
+        position[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
+        pa, pb = position[pairs.first], position[pairs.second]
+        both = (pa >= 0) & (pb >= 0)
+        V = blocks.vectors[name]
+        total[both] += np.einsum("ij,ij->i", V[pa[both]], V[pb[both]])
+        count[both] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def gene_mean_vectors(blocks: GeneBlocks, genes: np.ndarray) -> np.ndarray:
+    """Each gene's mean unit vector over the datasets holding it (rows of ``genes``)."""
+    if not blocks.shared_space:
+        raise ValidationError("These vectors live in a different space per dataset.")
+    dim = next(iter(blocks.vectors.values())).shape[1]
+    total = np.zeros((genes.size, dim), dtype=np.float64)
+    index = pd.Index(genes)
+    for name in blocks.datasets:
+        positions = index.get_indexer(blocks.genes[name])
+        keep = positions >= 0
+        np.add.at(total, positions[keep], blocks.vectors[name][keep])
+    return unit_rows(total)
+
+
+def unified_similarity(blocks: GeneBlocks, pairs: GenePairs) -> np.ndarray:
+    """Cosine of the genes' mean vectors; without a shared space, ``within`` with 0 for
+    pairs no dataset holds together."""
+    if not blocks.shared_space:
+        return np.nan_to_num(within_similarity(blocks, pairs), nan=0.0)
+    U = gene_mean_vectors(blocks, pairs.genes)
+    return np.einsum("ij,ij->i", U[pairs.first], U[pairs.second])
+
+
+def coherence_scores(
+    blocks: GeneBlocks, libraries: Mapping[str, Mapping[str, Sequence[str]]], seed: int = 0
+) -> dict[str, float]:
+    """``coherence_within:<lib>``, ``coherence_unified:<lib>`` and the ``within`` AUROC by
+    datasets holding both genes, ``coherence_within[<bin>]:<lib>``, per library."""
+    out: dict[str, float] = {}
+    for lib, sets in libraries.items():
+        pairs = sample_gene_pairs(blocks, sets, "within", seed=seed)
+        within = within_similarity(blocks, pairs)
+        out[f"coherence_within:{lib}"] = binary_auc(pairs.label, within)
+        for low, high, name in SHARED_BINS:
+            keep = (pairs.n_shared >= low) & (pairs.n_shared <= high)
+            out[f"coherence_within[{name}]:{lib}"] = binary_auc(pairs.label[keep], within[keep])
+        pairs = sample_gene_pairs(blocks, sets, "unified", seed=seed)
+        out[f"coherence_unified:{lib}"] = binary_auc(
+            pairs.label, unified_similarity(blocks, pairs)
+        )
+    return out
+
+
+# --------------------------------------------------------------- graph and genes
+def edge_auc_by_dataset(blocks: GeneBlocks, graphs: Mapping[str, Any]) -> dict[str, float]:
+    """Per dataset, AUROC of cosine for graph edges against non-edges (off-diagonal)."""
+    out = {}
+    for name, graph in graphs.items():
+        name = str(name)
+        if name not in blocks.genes:
+            continue
+        positions = pd.Index(list(graph.genes)).get_indexer(blocks.genes[name])
+        keep = np.flatnonzero(positions >= 0)
+        if keep.size < 3:
+            continue
+        V = blocks.vectors[name][keep]
+        A = sp.csr_matrix(graph.adjacency)[positions[keep]][:, positions[keep]]
+        A = ((A + A.T) != 0).toarray()
+        upper = np.triu_indices(keep.size, k=1)
+        out[name] = binary_auc(A[upper], (V @ V.T)[upper])
+    return out
+
+
+def same_gene_alignment(blocks: GeneBlocks) -> dict[str, float]:
+    """How a gene's instances in two datasets meet, over all ordered instance pairs.
+
+    ``cosine``: median cosine of the two instances. ``percentile``: median fraction of
+    dataset b's other rows that are closer to the gene's row in a than the gene's own row
+    in b (0 = the nearest row, 0.01 = top 1%). ``top1``: the fraction of instance pairs
+    whose other instance is the nearest row. NaN without a shared space or shared genes.
+    """
+    nan = {"cosine": float("nan"), "percentile": float("nan"), "top1": float("nan"), "pairs": 0}
+    if not blocks.shared_space:
+        return nan
+    cosines, percentiles = [], []
+    names = blocks.datasets
+    for a in names:
+        index_a = pd.Index(blocks.genes[a])
+        for b in names:
+            if a == b:
+                continue
+            positions = index_a.get_indexer(blocks.genes[b])
+            in_b = np.flatnonzero(positions >= 0)
+            if in_b.size == 0 or blocks.genes[b].size < 2:
+                continue
+            Za = blocks.vectors[a][positions[in_b]]
+            S = Za @ blocks.vectors[b].T
+            own = S[np.arange(in_b.size), in_b]
+            closer = (S > own[:, None]).sum(axis=1)
+            cosines.append(own)
+            percentiles.append(closer / (blocks.genes[b].size - 1))
+    if not cosines:
+        return nan
+    c, p = np.concatenate(cosines), np.concatenate(percentiles)
+    return {
+        "cosine": float(np.median(c)),
+        "percentile": float(np.median(p)),
+        "top1": float(np.mean(p == 0)),
+        "pairs": int(c.size),
+    }
+
+
+def function_scores(
+    blocks: GeneBlocks,
+    graphs: Mapping[str, Any],
+    libraries: Mapping[str, Mapping[str, Sequence[str]]],
+    seed: int = 0,
+) -> dict[str, float]:
+    """Every gene-level measure of one method: coherence, edge AUC, alignment."""
+    row = coherence_scores(blocks, libraries, seed=seed)
+    aucs = edge_auc_by_dataset(blocks, graphs)
+    values = np.array([v for v in aucs.values() if np.isfinite(v)])
+    row["edge_auc_median"] = float(np.median(values)) if values.size else float("nan")
+    row["edge_auc_min"] = float(values.min()) if values.size else float("nan")
+    for name, value in aucs.items():
+        row[f"edge_auc[{name}]"] = value
+    alignment = same_gene_alignment(blocks)
+    row["same_gene_cosine"] = alignment["cosine"]
+    row["same_gene_percentile"] = alignment["percentile"]
+    row["same_gene_top1"] = alignment["top1"]
+    return row

@@ -1,0 +1,144 @@
+"""Gene-pair measures: within / unified coherence, the co-expression baseline, alignment."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from musegnn_core.analysis import coherence as C
+from musegnn_core.analysis.metrics import binary_auc
+
+
+class _Graph:
+    def __init__(self, genes, features, adjacency):
+        self.genes = list(genes)
+        self.features = np.asarray(features, dtype=np.float32)
+        self.adjacency = sp.csr_matrix(adjacency)
+
+
+def _embedding(rows):
+    """rows: list of (dataset, gene, vector)."""
+    obs = pd.DataFrame(
+        {"dataset": [r[0] for r in rows], "gene": [r[1] for r in rows]},
+        index=[f"{r[0]}:{r[1]}" for r in rows],
+    )
+    return ad.AnnData(X=np.array([r[2] for r in rows], dtype=np.float32), obs=obs)
+
+
+def test_coexpression_baseline_is_the_mean_pearson_over_datasets_holding_both():
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(size=(3, 12))
+    g1 = _Graph(["A", "B", "C"], [a, a + 0.5 * b, c], np.eye(3))
+    d, e = rng.normal(size=(2, 7))
+    g2 = _Graph(["A", "B"], [d, -d + 0.3 * e], np.eye(2))
+    blocks = C.coexpression_blocks({"one": g1, "two": g2})
+    pairs = C.GenePairs(
+        genes=np.array(["A", "B", "C"]),
+        first=np.array([0, 0]),
+        second=np.array([1, 2]),
+        label=np.array([True, False]),
+        n_shared=np.array([2, 1]),
+    )
+    within = C.within_similarity(blocks, pairs)
+    r1 = np.corrcoef(a, a + 0.5 * b)[0, 1]
+    r2 = np.corrcoef(d, -d + 0.3 * e)[0, 1]
+    assert within[0] == pytest.approx((r1 + r2) / 2, abs=1e-5)
+    assert within[1] == pytest.approx(np.corrcoef(a, c)[0, 1], abs=1e-5)
+    # No shared space: unified is within, 0 where no dataset holds the pair.
+    lonely = C.GenePairs(pairs.genes, np.array([2]), np.array([0]), np.array([True]), np.zeros(1))
+    g3 = _Graph(["C"], [c], np.eye(1))
+    only_c = C.coexpression_blocks({"two": g2, "three": g3})
+    assert C.unified_similarity(only_c, lonely)[0] == 0.0
+
+
+def test_within_and_unified_on_a_hand_embedding():
+    emb = _embedding(
+        [
+            ("d1", "A", [1, 0]),
+            ("d1", "B", [1, 0.1]),
+            ("d1", "C", [0, 1]),
+            ("d2", "A", [0, 1]),
+            ("d2", "C", [0, 1]),
+            ("d2", "D", [1, 0]),
+        ]
+    )
+    blocks = C.embedding_blocks(emb)
+    pairs = C.GenePairs(
+        genes=np.array(["A", "B", "C", "D"]),
+        first=np.array([0, 0, 1]),
+        second=np.array([2, 3, 3]),
+        label=np.array([True, False, False]),
+        n_shared=np.array([2, 1, 0]),
+    )
+    within = C.within_similarity(blocks, pairs)
+    assert within[0] == pytest.approx(0.5)  # cos 0 in d1, 1 in d2
+    assert within[1] == pytest.approx(0.0)  # only d2 holds A and D
+    assert np.isnan(within[2])  # no dataset holds B and D
+    unified = C.unified_similarity(blocks, pairs)
+    mean_a = np.array([1, 1]) / np.sqrt(2)
+    mean_c = np.array([0, 1])
+    assert unified[0] == pytest.approx(mean_a @ mean_c, abs=1e-6)
+    assert unified[2] == pytest.approx(np.array([1, 0.1]) @ [1, 0] / np.hypot(1, 0.1), abs=1e-6)
+
+
+def test_pairs_are_balanced_uniform_and_the_same_for_every_method():
+    rng = np.random.default_rng(1)
+    genes = [f"G{i}" for i in range(60)]
+    sets = {"s1": genes[:20], "s2": genes[20:40], "s3": genes[45:]}
+    rows = [("d1", g, rng.normal(size=4)) for g in genes[:45]]
+    rows += [("d2", g, rng.normal(size=4)) for g in genes[30:]]
+    blocks = C.embedding_blocks(_embedding(rows))
+    within = C.sample_gene_pairs(blocks, sets, "within", per_class=50, seed=3)
+    assert within.label.sum() == 50 and (~within.label).sum() == 50
+    assert (within.n_shared >= 1).all()
+    assert (within.first != within.second).all()
+    set_of = {g: k for k, members in sets.items() for g in members}
+    same = [set_of[within.genes[i]] == set_of[within.genes[j]] for i, j in zip(within.first, within.second)]
+    assert np.array_equal(np.array(same), within.label)
+    again = C.sample_gene_pairs(blocks, sets, "within", per_class=50, seed=3)
+    assert np.array_equal(again.first, within.first)
+    unified = C.sample_gene_pairs(blocks, sets, "unified", per_class=50, seed=3)
+    assert (unified.n_shared == 0).any()  # pairs no dataset holds together are scored too
+
+
+def test_planted_modules_score_high_and_random_scores_chance():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(4, 8)) * 3
+    genes = [f"G{i}" for i in range(80)]
+    module = {g: i // 20 for i, g in enumerate(genes)}
+    sets = {f"m{k}": [g for g in genes if module[g] == k] for k in range(4)}
+    rows = [(d, g, centres[module[g]] + rng.normal(size=8)) for d in ("d1", "d2") for g in genes]
+    scores = C.coherence_scores(C.embedding_blocks(_embedding(rows)), {"lib": sets}, seed=0)
+    assert scores["coherence_within:lib"] > 0.95 and scores["coherence_unified:lib"] > 0.95
+    noise = [(d, g, rng.normal(size=8)) for d, g, _ in rows]
+    scores = C.coherence_scores(C.embedding_blocks(_embedding(noise)), {"lib": sets}, seed=0)
+    assert abs(scores["coherence_within:lib"] - 0.5) < 0.05
+
+
+def test_edge_auc_by_dataset_and_same_gene_alignment():
+    emb = _embedding(
+        [
+            ("d1", "A", [1, 0, 0]),
+            ("d1", "B", [0.9, 0.1, 0]),
+            ("d1", "C", [0, 0, 1]),
+            ("d2", "A", [1, 0.05, 0]),
+            ("d2", "C", [0, 0.1, 1]),
+            ("d2", "D", [0, 1, 0]),
+        ]
+    )
+    adjacency = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]])
+    graphs = {"d1": _Graph(["A", "B", "C"], np.zeros((3, 2)), adjacency)}
+    blocks = C.embedding_blocks(emb)
+    assert C.edge_auc_by_dataset(blocks, graphs) == {"d1": 1.0}
+    alignment = C.same_gene_alignment(blocks)
+    assert alignment["pairs"] == 4  # A and C, in both directions
+    assert alignment["top1"] == 1.0 and alignment["percentile"] == 0.0
+    assert alignment["cosine"] > 0.99
+    # Swap C's instance in d2 for D's direction: C's other instance is no longer nearest.
+    emb.X[4] = [0, 1, 0.1]
+    worse = C.same_gene_alignment(C.embedding_blocks(emb))
+    assert worse["top1"] < 1.0
+    assert binary_auc(np.array([1, 0]), np.array([0.9, 0.1])) == 1.0
