@@ -20,15 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from musegnn_core.analysis.evaluate import evaluate_run  # noqa: E402
-from musegnn_core.data.importer import import_datasets  # noqa: E402
-from musegnn_core.graphs.build import build_graphs  # noqa: E402
-from musegnn_core.paths import shared_data_dir  # noqa: E402
-from musegnn_core.runs import run_folder  # noqa: E402
-from musegnn_core.train import make_config, train  # noqa: E402
-from musegnn_core.workspace import Workspace  # noqa: E402
+from musegnn_core.analysis.evaluate import evaluate_run
+from musegnn_core.data.importer import import_datasets
+from musegnn_core.graphs.build import build_graphs
+from musegnn_core.paths import shared_data_dir
+from musegnn_core.runs import run_folder
+from musegnn_core.train import make_config, train
+from musegnn_core.workspace import Workspace
 
 
 def peak_rss_gb() -> float:

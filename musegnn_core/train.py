@@ -24,13 +24,13 @@ from .analysis.annotate import annotate_after_training
 from .errors import MuseGNNError, ValidationError, WorkspaceError
 from .graphs.build import GeneGraph, build_graphs, load_graph, resolve_device
 from .graphs.overlap import check_datasets_share_genes
+from .model.inputs import principal_inputs
 from .model.losses import (
     combine_losses,
     reconstruction_loss,
     sample_non_edges,
     sampled_reconstruction_loss,
 )
-from .model.inputs import principal_inputs
 from .model.module import (
     DatasetSpec,
     MuSeGNNModule,
@@ -122,9 +122,7 @@ def reconstruction_term(
         return reconstruction_loss(module.decode(t, z_t).float(), data.targets[t])
     edges = data.edges[t]
     count = max(1, round(edges.shape[1] * config.model.negatives_per_edge))
-    negatives = sample_non_edges(
-        data.edge_keys[t], data.graphs[t].n_genes, count, state.generator
-    )
+    negatives = sample_non_edges(data.edge_keys[t], data.graphs[t].n_genes, count, state.generator)
     with torch.autocast(z_t.device.type, enabled=False):
         z = z_t.float()
         return sampled_reconstruction_loss(

@@ -96,7 +96,10 @@ def test_pairs_are_balanced_uniform_and_the_same_for_every_method():
     assert (within.n_shared >= 1).all()
     assert (within.first != within.second).all()
     set_of = {g: k for k, members in sets.items() for g in members}
-    same = [set_of[within.genes[i]] == set_of[within.genes[j]] for i, j in zip(within.first, within.second)]
+    same = [
+        set_of[within.genes[i]] == set_of[within.genes[j]]
+        for i, j in zip(within.first, within.second, strict=True)
+    ]
     assert np.array_equal(np.array(same), within.label)
     again = C.sample_gene_pairs(blocks, sets, "within", per_class=50, seed=3)
     assert np.array_equal(again.first, within.first)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from musegnn_core.errors import ValidationError
 from musegnn_core.model.losses import (
     sample_non_edges,
     sampled_reconstruction_loss,
@@ -14,7 +15,6 @@ from musegnn_core.model.losses import (
 )
 from musegnn_core.model.module import CosineEdgeDecoder, undirected_edges
 from musegnn_core.settings import ModelConfig, learning_rate_factor
-from musegnn_core.errors import ValidationError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -102,11 +102,15 @@ def test_shared_gene_contrastive_weights_each_gene():
     only_first = shared_gene_contrastive_loss(
         z_t, z_s, common, common, torch.tensor([1.0, 0.0, 0.0]), 10, 0.1, gen
     )
-    logits = torch.nn.functional.normalize(z_t, dim=1) @ torch.nn.functional.normalize(
-        z_s, dim=1
-    ).T / 0.1
+    logits = (
+        torch.nn.functional.normalize(z_t, dim=1)
+        @ torch.nn.functional.normalize(z_s, dim=1).T
+        / 0.1
+    )
     expected = 0.5 * (
-        torch.logsumexp(logits[0], 0) - logits[0, 0] + torch.logsumexp(logits[:, 0], 0)
+        torch.logsumexp(logits[0], 0)
+        - logits[0, 0]
+        + torch.logsumexp(logits[:, 0], 0)
         - logits[0, 0]
     )
     assert only_first.item() == pytest.approx(expected.item(), rel=1e-5)

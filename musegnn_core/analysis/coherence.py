@@ -241,9 +241,7 @@ def coherence_scores(
             keep = (pairs.n_shared >= low) & (pairs.n_shared <= high)
             out[f"coherence_within[{name}]:{lib}"] = binary_auc(pairs.label[keep], within[keep])
         pairs = sample_gene_pairs(blocks, sets, "unified", seed=seed)
-        out[f"coherence_unified:{lib}"] = binary_auc(
-            pairs.label, unified_similarity(blocks, pairs)
-        )
+        out[f"coherence_unified:{lib}"] = binary_auc(pairs.label, unified_similarity(blocks, pairs))
     return out
 
 
@@ -292,7 +290,7 @@ def same_gene_alignment(blocks: GeneBlocks) -> dict[str, float]:
             Za = blocks.vectors[a][positions[in_b]]
             S = Za @ blocks.vectors[b].T
             own = S[np.arange(in_b.size), in_b]
-            closer = (S > own[:, None]).sum(axis=1)
+            closer = (own[:, None] < S).sum(axis=1)
             cosines.append(own)
             percentiles.append(closer / (blocks.genes[b].size - 1))
     if not cosines:
