@@ -574,8 +574,8 @@ def run_clusters(args: argparse.Namespace) -> int:
             embedding, clustering.labels, args.cluster, run_graph_adjacency(workspace, run)
         )
         record = annotations.cluster(args.cluster)
-        if args.json:
-            print(json.dumps({**record, "genes": table.to_dict(orient="records")}, indent=2))
+        if args.json:  # the genes, as before; the cluster's label is in `clusters --json`
+            print(table.to_json(orient="records", indent=2))
             return 0
         print(f"cluster {cluster_title(record['cluster'], record['label'])}\n")
         print(table.to_string(index=False))

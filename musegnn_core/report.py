@@ -89,8 +89,11 @@ def umap_by_cluster(embedding, labels: pd.Series, titles: dict[str, str]):
     for cluster in colors:
         rows = np.flatnonzero(values == cluster)
         x, y = np.median(umap[rows], axis=0)
+        # The number, and the first term when a term names the cluster (hub-gene names are
+        # long and pile up; the legend and the table have them).
         label = titles.get(cluster, "").split(" · ")
-        short = label[1] if len(label) > 1 else ""
+        short = label[1].split(" / ")[0] if len(label) > 2 else ""
+        short = "" if short.startswith("hub genes") else short
         fig.add_annotation(
             x=x,
             y=y,

@@ -1,9 +1,12 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run`.
 
 A new user's path on the simulated atlas: open every page, train a small run from the Train
-page, click a point of the UMAP to select its cluster, run enrichment on it, and open the
-co-expression view. Screenshots of each step go to ``$MUSEGNN_TEST_ARTIFACTS`` (default
-``test-artifacts/e2e`` in the project). `.ci/run` installs Chromium when it is missing.
+page, click a point of the UMAP to select its cluster (named and highlighted), colour by
+cluster and reopen the page's address elsewhere, run enrichment, open the co-expression
+view, and download the report and open it offline. Screenshots of each step, and of
+Embedding, Clusters, Co-expression and the report at 1280x720 (a projector), go to
+``$MUSEGNN_TEST_ARTIFACTS`` (default ``test-artifacts/e2e`` in the project). `.ci/run`
+installs Chromium when it is missing.
 """
 
 from __future__ import annotations
@@ -190,8 +193,39 @@ def walk_through(page, app_url: str, expect) -> None:
     click_first_umap_point(page)
     settle(page)
     expect(page.get_by_text("at resolution", exact=False).first).to_be_visible()
+    # The clicked point's cluster is named and highlighted: its label in the message and
+    # the selection box, the cluster in colour and every other point grey.
+    message = page.get_by_text("Selected cluster", exact=False).first
+    expect(message).to_be_visible()
+    selected = message.inner_text()
+    assert " · " in selected and "genes" in selected, selected
+    cluster_title = selected.removeprefix("Selected cluster ").split(" (you clicked")[0]
+    expect(page.get_by_text(f"Cluster {cluster_title}", exact=False).first).to_be_visible()
+    traces = umap_traces(page)
+    assert traces[0] == ["other clusters", "#C4CAD0"], traces[:2]
+    assert len(traces) >= 2
     no_exception(page)
     shot(page, "05-embedding-cluster-selected")
+    projector_shots(page, app_url)
+
+    # Colour by cluster, then reopen the page's address in a fresh browser context.
+    page.get_by_label("Colour by").first.click()
+    page.get_by_role("option", name="Cluster", exact=True).click()
+    settle(page)
+    page.wait_for_function("() => window.location.search.includes('color=cluster')")
+    shared = page.url
+    fresh = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+    other = fresh.new_page()
+    other.goto(shared)
+    settle(other)
+    no_exception(other)
+    expect(other.get_by_text("Cluster", exact=True).first).to_be_visible()
+    assert "color=cluster" in other.url
+    legend = umap_traces(other)
+    # Still the selected cluster on grey, now named by its cluster (coloured by cluster).
+    assert legend[0][0] == "other clusters"
+    assert legend[1][0].replace("<br>", " ").startswith(cluster_title.split(" · ")[0] + " · ")
+    fresh.close()
 
     page.get_by_role("link", name="Enrichment").first.click()
     settle(page)
@@ -213,3 +247,61 @@ def walk_through(page, app_url: str, expect) -> None:
         settle(page)
         no_exception(page)
         shot(page, f"08-{name.lower()}")
+
+    # The lab-meeting report: downloaded, then opened with the network cut off.
+    page.get_by_role("link", name="Clusters").first.click()
+    settle(page)
+    with page.expect_download(timeout=180_000) as download:
+        page.get_by_role("button", name="Download the lab-meeting report (HTML)").click()
+    report = ARTIFACTS / "report.html"
+    download.value.save_as(report)
+    open_report_offline(page.context.browser, report)
+
+
+def umap_traces(page) -> list[list[str]]:
+    """[name, colour] of each trace of the UMAP (the first plot of the page)."""
+    chart = page.locator(".js-plotly-plot").first
+    chart.wait_for()
+    return chart.evaluate("gd => gd.data.map(t => [t.name, t.marker && t.marker.color])")
+
+
+def projector_shots(page, app_url: str) -> None:
+    """Embedding, Clusters and Co-expression as a projector at 1280x720 shows them."""
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 720})
+    small = context.new_page()
+    query = page.url.split("?", 1)[1] if "?" in page.url else ""
+    for name in ("Embedding", "Clusters", "Coexpression"):
+        small.goto(f"{app_url}/{name}?{query}")
+        settle(small)
+        no_exception(small)
+        # The figure, below the title and controls, as a presenter scrolls to it.
+        small.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        small.wait_for_timeout(500)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        small.screenshot(path=str(ARTIFACTS / f"projector-{name.lower()}.png"))
+    context.close()
+
+
+def open_report_offline(browser, report: Path) -> None:
+    """Open the report as a file with no network: no request, no script error, figures drawn."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, offline=True)
+    page = context.new_page()
+    requests, errors = [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(report.resolve().as_uri())
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length")
+    outside = [u for u in requests if not u.startswith(("file:", "data:", "blob:"))]
+    assert outside == [], outside
+    assert errors == [], errors
+    # The UMAP's points are drawn (SVG markers), and so are its cluster labels.
+    points = page.locator("#umap .scatterlayer .point").count()
+    assert points > 100, points
+    assert page.locator("#umap .annotation").count() >= 2
+    assert page.get_by_text("Top enriched terms per cluster").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "projector-report.png"))
+    page.locator("h2", has_text="Clusters").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "projector-report-clusters.png"))
+    context.close()

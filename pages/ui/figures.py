@@ -25,7 +25,9 @@ COLOR_OPTIONS = {
 _IN_ALL, _NOT_ALL = "in all datasets", "not in all datasets"
 #: Co-expression views up to this many genes name every gene; larger ones only their hubs.
 LABEL_ALL_UP_TO = 30
-N_HUB_LABELS = 15
+N_HUB_LABELS = 12
+#: Asked (seed) genes in co-expression views: dark, but lighter than the labels.
+SEED_COLOR = "#1F4E79"
 
 
 def color_values(embedding: ad.AnnData, labels: pd.Series, by: str) -> tuple[np.ndarray, dict]:
@@ -141,10 +143,10 @@ def umap_figure(
         shown = [selected_cluster] if selected_cluster in set(clusters) else sorted(set(clusters))
         for cluster in shown:
             centre = np.median(umap[clusters == cluster], axis=0)
-            short = titles.get(cluster, "").split(" · ")
-            text = f"<b>{cluster}</b>" + (
-                f" {theme.wrap_label(short[1], 22)}" if len(short) > 2 else ""
-            )
+            text = f"<b>{cluster}</b>"
+            term = centre_term(titles.get(cluster, ""))
+            if term:
+                text += " " + theme.wrap_label(term, 22)
             fig.add_annotation(
                 x=float(centre[0]),
                 y=float(centre[1]),
@@ -163,7 +165,16 @@ def umap_figure(
     )
     fig.update_xaxes(title="UMAP 1", showgrid=False, zeroline=False, showticklabels=False)
     fig.update_yaxes(title="UMAP 2", showgrid=False, zeroline=False, showticklabels=False)
-    return fig, trace_rows
+    return theme.dark_text(fig), trace_rows
+
+
+def centre_term(title: str) -> str:
+    """What a cluster's centre label says besides its number: its first term, or nothing
+    when the cluster is named by hub genes (the legend and hover have the full name)."""
+    parts = str(title).split(" · ")
+    if len(parts) < 3 or parts[1].startswith("hub genes"):
+        return ""
+    return parts[1].split(" / ")[0]
 
 
 def selected_rows(event, trace_rows: Sequence[np.ndarray]) -> tuple[str, np.ndarray]:
@@ -210,6 +221,7 @@ def composition_heatmap(
             zmin=0,
             colorbar={"title": {"text": label}},
             texttemplate=("%{z:.0%}" if share else "%{z:d}") if values.size <= 600 else None,
+            textfont={"size": 13},
             hovertemplate=f"%{{y}}<br>{by} %{{x}}<br>{label}: "
             + ("%{z:.1%}" if share else "%{z:d}")
             + "<extra></extra>",
@@ -224,7 +236,7 @@ def composition_heatmap(
     )
     fig.update_yaxes(autorange="reversed", title="", automargin=True)
     fig.update_xaxes(title=by, tickangle=-30, automargin=True)
-    return fig
+    return theme.dark_text(fig)
 
 
 def cosine_heatmap(matrix: pd.DataFrame, gene: str) -> go.Figure:
@@ -251,7 +263,7 @@ def cosine_heatmap(matrix: pd.DataFrame, gene: str) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickangle=-30)
-    return fig
+    return theme.dark_text(fig)
 
 
 def enrichment_bars(result: pd.DataFrame, top: int = 15) -> go.Figure:
@@ -303,7 +315,7 @@ def enrichment_bars(result: pd.DataFrame, top: int = 15) -> go.Figure:
         )
     )
     fig.update_xaxes(title="-log10 adjusted p-value")
-    return fig
+    return theme.dark_text(fig)
 
 
 def _edge_hover(mids: np.ndarray, group: str, columns: list, details: str) -> go.Scatter:
@@ -352,6 +364,8 @@ def network_figure(
         merged = sub.merged
         maximum = int(merged["n_datasets"].max()) if len(merged) else 1
         colors = theme.support_colors(maximum)
+        # Thinner edges in a large view: a dense module stays a web, not a solid patch.
+        step = 0.5 if len(nodes) > LABEL_ALL_UP_TO else 1.4
         for n in sorted(merged["n_datasets"].unique()) if len(merged) else []:
             for positive, dash, sign in ((True, "solid", "r > 0"), (False, "dot", "r < 0")):
                 part = merged[
@@ -366,7 +380,7 @@ def network_figure(
                         x=xs,
                         y=ys,
                         mode="lines",
-                        line={"width": 0.6 + 1.4 * n, "color": colors[str(int(n))], "dash": dash},
+                        line={"width": 0.6 + step * n, "color": colors[str(int(n))], "dash": dash},
                         name=name,
                         legendgroup=name,
                         hoverinfo="skip",
@@ -414,39 +428,50 @@ def network_figure(
                 )
             )
         present = np.array([view in str(d).split(", ") for d in nodes["datasets"]], dtype=bool)
-    size = 10 + 4 * np.sqrt(nodes["degree"].to_numpy(dtype=float))
-    # A large view labels only its hubs (highest degree); every name is on hover.
-    if len(nodes) > LABEL_ALL_UP_TO:
-        hubs = set(nodes.nlargest(N_HUB_LABELS, "degree", keep="first")["gene"])
-    else:
-        hubs = set(nodes["gene"])
+    large = len(nodes) > LABEL_ALL_UP_TO
+    degree = nodes["degree"].to_numpy(dtype=float)
+    # Smaller markers in a large view, so a dense module is not one dark blob.
+    size = (7 + 2.5 * np.sqrt(degree)) if large else (10 + 4 * np.sqrt(degree))
     for is_seed, name in ((False, "neighbour genes"), (True, "asked genes")):
         mask = nodes["seed"].to_numpy(dtype=bool) == is_seed
         if not mask.any():
             continue
         part = nodes[mask]
-        opacity = np.where(present[mask], 1.0, 0.25)
-        labels = [(f"<b>{g}</b>" if is_seed else g) if g in hubs else "" for g in part["gene"]]
+        opacity = np.where(present[mask], 0.9, 0.25)
+        labels = [] if large else [f"<b>{g}</b>" if is_seed else g for g in part["gene"]]
         fig.add_trace(
             go.Scatter(
                 x=part["x"],
                 y=part["y"],
-                mode="markers+text",
+                mode="markers" if large else "markers+text",
                 name=name,
                 text=labels,
                 textposition="top center",
                 textfont={"size": 15 if is_seed else 14, "color": theme.HIGHLIGHT},
                 marker={
                     "size": size[mask],
-                    "color": theme.HIGHLIGHT if is_seed else "#8FB8D8",
+                    "color": SEED_COLOR if is_seed else "#8FB8D8",
                     "opacity": opacity,
-                    "line": {"width": 1.5, "color": "white"},
+                    "line": {"width": 1, "color": "white"},
                 },
                 customdata=np.column_stack([part["gene"], part["datasets"], part["degree"]]),
                 hovertemplate="<b>%{customdata[0]}</b><br>in: %{customdata[1]}"
                 "<br>degree %{customdata[2]}<extra></extra>",
             )
         )
+    if large:
+        # A large view names only its hubs (highest degree), on top of everything and on a
+        # light background so that no marker hides a name; every name is on hover.
+        for row in nodes.nlargest(N_HUB_LABELS, "degree", keep="first").itertuples():
+            fig.add_annotation(
+                x=row.x,
+                y=row.y,
+                text=f"<b>{row.gene}</b>" if row.seed else row.gene,
+                showarrow=False,
+                yshift=12,
+                font={"size": 14, "color": theme.HIGHLIGHT},
+                bgcolor="rgba(255,255,255,0.8)",
+            )
     fig.update_layout(
         **theme.base_layout(
             height=height,
@@ -456,7 +481,7 @@ def network_figure(
     )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    return fig
+    return theme.dark_text(fig)
 
 
 def benchmark_bars(
@@ -501,4 +526,4 @@ def benchmark_bars(
         )
     )
     fig.update_yaxes(range=[0, 1.1], title="score (higher is better)", gridcolor="#E5E7EB")
-    return fig
+    return theme.dark_text(fig)

@@ -12,12 +12,10 @@ cached and reach the page, which shows them with ``run_safely``.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import anndata as ad
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -147,28 +145,6 @@ def subgraph(
     )
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def embedding_csv(key: RunKey) -> bytes:
-    """The embedding as one CSV: obs columns, UMAP coordinates and the 32-d embedding."""
-    data = embedding(key)
-    table = data.obs.copy()
-    table.index.name = "row"
-    umap = np.asarray(data.obsm["X_umap"])
-    table["umap_1"], table["umap_2"] = umap[:, 0], umap[:, 1]
-    values = np.asarray(data.X, dtype=np.float32)
-    dims = pd.DataFrame(
-        values, index=table.index, columns=[f"dim_{i + 1}" for i in range(values.shape[1])]
-    )
-    buffer = io.StringIO()
-    pd.concat([table, dims], axis=1).to_csv(buffer, float_format="%.6g")
-    return buffer.getvalue().encode("utf-8")
-
-
-def embedding_h5ad(run: Run) -> bytes:
-    """The run's embeddings file as it is on disk (read when the download is clicked)."""
-    return run.embeddings_path.read_bytes()
-
-
 def evaluation(run: Run) -> dict | None:
     """The run's stored evaluation (``evaluation.json``), or None if it was never evaluated."""
     return run.evaluation_record()
@@ -200,17 +176,3 @@ def evaluation_table(evaluation: dict) -> pd.DataFrame:
     table = pd.DataFrame(evaluation.get("table", {}), dtype=float)
     first = [m for m in (*METRICS, "mean_of_six") if m in table.index]
     return table.loc[first + [m for m in table.index if m not in first]]
-
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def umap_figure(key: RunKey, resolution: float, by: str, gene: str | None, point_size: int):
-    """The UMAP figure and its trace rows (see ``figures.umap_figure``), built once per view.
-
-    Shared between sessions: ``st.plotly_chart`` copies a figure before sending it, and
-    the pages never change it.
-    """
-    from pages.ui import figures
-
-    data = embedding(key)
-    highlight = np.flatnonzero(data.obs["gene"].astype(str).to_numpy() == gene) if gene else []
-    return figures.umap_figure(data, labels(key, resolution), by, highlight, point_size)

@@ -154,6 +154,21 @@ def base_layout(**extra) -> dict:
     return layout
 
 
+def dark_text(fig):
+    """Axis titles, tick labels, legend and colour-bar text in the dark projector font.
+
+    Needed after ``update_xaxes(title=...)``: a title given as text replaces the title's
+    font, and Streamlit's chart theme then draws it light grey.
+    """
+    fig.update_xaxes(title_font=FONT, tickfont=FONT)
+    fig.update_yaxes(title_font=FONT, tickfont=FONT)
+    fig.update_layout(legend_font=FONT, legend_title_font=FONT)
+    fig.update_traces(
+        colorbar={"tickfont": FONT, "title": {"font": FONT}}, selector={"type": "heatmap"}
+    )
+    return fig
+
+
 def wrap_label(text: str, width: int = 32) -> str:
     """A long label broken into lines (plotly's ``<br>``) instead of cut off."""
     import textwrap
