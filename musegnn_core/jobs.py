@@ -39,7 +39,7 @@ import pandas as pd
 from . import settings
 from .errors import ValidationError, WorkspaceError
 from .paths import PROJECT_ROOT
-from .progress import latest_attempt, loss_rows, read_events
+from .progress import TERMINAL_PHASES, latest_attempt, loss_rows, read_events
 from .runs import (
     check_run_name,
     get_run,
@@ -449,7 +449,8 @@ def training_status(workspace: Workspace, run_name: str) -> dict:
         attempt = []  # the job's own attempt has not reported yet
     last = attempt[-1] if attempt else {}
     phase = last.get("phase", "")
-    alive = job_alive(record) if record else pid_alive(last.get("pid"))
+    # The job's process, or the process that wrote the latest events (a command-line run).
+    alive = job_alive(record) or (phase not in TERMINAL_PHASES and pid_alive(last.get("pid")))
     rows = _last_attempt(workspace, run_name) if record else []
     epochs = (
         status.get("epochs")
