@@ -208,3 +208,18 @@ def test_page_widgets_are_the_settings(tmp_path, monkeypatch):
     data = open_app_page("pages/1_Data.py")
     for name, spec in GRAPH_SETTINGS.items():
         _check_widget(data, f"graph-{name}", spec, getattr(PRESETS["quick"].graph, name))
+
+
+def test_the_graph_cap_has_one_meaning_and_zero_keeps_every_edge(tmp_path):
+    parse = build_parser().parse_args
+    for flag in ("--edges-per-gene", "--max-neighbours"):  # the former name still works
+        args = parse(["build-graphs", "-w", str(tmp_path), flag, "0"])
+        assert GraphConfig(**{n: getattr(args, n) for n in GRAPH_SETTINGS}).edges_per_gene == 0
+    genes = tmp_path / "genes.txt"
+    genes.write_text("CD74\nMKI67, CD74\n")
+    if "include_genes" in SETTINGS:  # a list setting: comma list or @FILE
+        args = parse(["train", "--include-genes", f"@{genes}"])
+        assert make_config("quick", include_genes=args.include_genes).graph.include_genes == (
+            "CD74",
+            "MKI67",
+        )
