@@ -47,8 +47,8 @@ def open_workspace(args: argparse.Namespace, create: bool = True):
 
 # ----------------------------------------------------------------------- import
 def add_import_arguments(parser: argparse.ArgumentParser) -> None:
-    from .data.metadata import MODALITIES, SPECIES
     from .data.readers import ORIENTATIONS
+    from .metadata import MODALITIES, SPECIES
 
     parser.add_argument(
         "paths",

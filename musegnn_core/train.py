@@ -21,8 +21,9 @@ import torch
 
 from . import software_versions
 from .analysis.annotate import annotate_after_training
+from .device import resolve_device
 from .errors import MuseGNNError, ValidationError, WorkspaceError
-from .graphs.build import GeneGraph, build_graphs, load_graph, resolve_device
+from .graphs.build import GeneGraph, build_graphs, load_graph
 from .graphs.overlap import check_datasets_share_genes
 from .model.inputs import principal_inputs
 from .model.losses import (
@@ -343,7 +344,7 @@ def add_umap_and_clusters(adata, config: TrainConfig) -> None:
     """UMAP (umap-learn) and Leiden clusters (leidenalg) of the joint embedding, seeded."""
     import umap
 
-    from .analysis.metrics import cluster_embedding
+    from .analysis.clusters import cluster_embedding
 
     n_neighbors = max(2, min(config.umap_neighbors, adata.n_obs - 1))
     reducer = umap.UMAP(n_neighbors=n_neighbors, random_state=config.seed, metric="euclidean")
