@@ -186,6 +186,7 @@ def _symbol_list(text: str) -> tuple[str, ...]:
 
 
 _OPTION_TYPES = {"int": int, "float": float, "bool": _boolean, "list": _symbol_list, "text": str}
+METAVARS = {"int": "N", "float": "X", "bool": "true|false", "list": "LIST", "text": "TEXT"}
 
 
 def add_setting_options(parser: argparse.ArgumentParser, specs: dict, *, defaults: bool) -> None:
@@ -215,8 +216,10 @@ def add_setting_options(parser: argparse.ArgumentParser, specs: dict, *, default
             type=_OPTION_TYPES[spec.kind],
             choices=meta.choices or None,
             default=spec.default if defaults else None,
-            metavar=None if meta.choices else {"int": "N", "float": "X"}.get(spec.kind, "LIST"),
+            metavar=None if meta.choices else METAVARS[spec.kind],
             help=text.replace("%", "%%"),
+            # A switch given alone turns the setting on; "--switch false" turns it off.
+            **({"nargs": "?", "const": True} if spec.kind == "bool" else {}),
         )
 
 

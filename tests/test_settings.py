@@ -223,3 +223,12 @@ def test_the_graph_cap_has_one_meaning_and_zero_keeps_every_edge(tmp_path):
             "CD74",
             "MKI67",
         )
+
+
+def test_a_switch_is_on_when_given_alone():
+    switches = [s for s in SETTINGS.values() if s.kind == "bool"]
+    for spec in switches:
+        parse = build_parser().parse_args
+        assert getattr(parse(["train", spec.meta.flag]), spec.name) is True
+        assert getattr(parse(["train", spec.meta.flag, "false"]), spec.name) is False
+        assert getattr(parse(["train"]), spec.name) is None  # the preset's value
