@@ -23,6 +23,8 @@ from .workspace import now_iso
 #: Above this many points the UMAP is drawn with WebGL (SVG is slow to draw then).
 WEBGL_FROM = 20000
 FONT = {"size": 14, "color": "#222222"}
+#: Up to this many clusters, the UMAP names each cluster at its centre; beyond, numbers only.
+MAX_NAMED_CENTRES = 12
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
        margin: 2rem auto; max-width: 1200px; padding: 0 1rem; font-size: 16px; }
@@ -93,13 +95,13 @@ def umap_by_cluster(embedding, labels: pd.Series, titles: dict[str, str]):
         # long and pile up; the legend and the table have them).
         label = titles.get(cluster, "").split(" · ")
         short = label[1].split(" / ")[0] if len(label) > 2 else ""
-        short = "" if short.startswith("hub genes") else short
+        short = "" if short.startswith("hub genes") or len(colors) > MAX_NAMED_CENTRES else short
         fig.add_annotation(
             x=x,
             y=y,
             text=f"<b>{_e(cluster)}</b> {_wrap(_e(short), 22)}" if short else f"<b>{cluster}</b>",
             showarrow=False,
-            font={"size": 13, "color": "#111111"},
+            font={"size": 14, "color": "#111111"},
             bgcolor="rgba(255,255,255,0.75)",
         )
     fig.update_layout(
@@ -120,7 +122,7 @@ def build_report(
 ) -> str:
     """The report of ``run_name`` as one HTML document (string); clusters are named with
     ``library_paths`` (default: the run's default libraries)."""
-    from .analysis.annotate import cluster_title, run_annotations
+    from .analysis.annotate import cluster_title, run_annotations, short_library
     from .analysis.clusters import cluster_summary, run_clustering
     from .analysis.evaluate import load_embedding
     from .analysis.metrics import METRIC_LABELS
@@ -220,7 +222,7 @@ def build_report(
                 {
                     "cluster": _e(cluster_title(cluster, record.get("label"))),
                     "term": _e(term["name"]),
-                    "library": _e(term["library"]),
+                    "library": _e(short_library(term["library"])),
                     "overlap": _e(term["overlap"]),
                     "adjusted p": f"{term['adjusted_p_value']:.2e}",
                     "genes": _e(", ".join(term["genes"].split(";")[:12])),

@@ -158,7 +158,7 @@ if cluster is not None:
             "No gene set of the chosen libraries is enriched in this cluster (adjusted p < "
             "0.05 with 2+ genes), so it is named by its hub genes."
         )
-    hub_col, term_col = st.columns([2, 3])
+    hub_col, term_col = st.columns([1, 1])
     with hub_col:
         st.markdown("**Hub genes** (most central in the embedding)")
         st.dataframe(
@@ -172,8 +172,9 @@ if cluster is not None:
                 ),
                 "n_datasets": st.column_config.NumberColumn("datasets"),
                 "coexpression_degree": st.column_config.NumberColumn(
-                    "co-expression degree",
-                    help="Genes of this cluster it is co-expressed with in the run's graphs",
+                    "degree",
+                    help="Co-expression degree: genes of this cluster it is co-expressed with "
+                    "in the run's graphs",
                 ),
             },
         )

@@ -23,6 +23,7 @@ from musegnn_core.analysis.annotate import (
     cluster_gene_table,
     run_annotations,
     run_graph_adjacency,
+    short_library,
 )
 from musegnn_core.analysis.clusters import cluster_summary, gene_occurrences, run_clustering
 from musegnn_core.analysis.enrich import enrich_libraries, run_background
@@ -390,7 +391,7 @@ def test_enrichment_of_a_cluster_puts_its_planted_module_on_top(sim):
     bars = json.loads(chart(at, "enrichment_bars").proto.spec)
     assert bars["data"][0]["y"][-1].startswith(expected["term"].iloc[0][:20])
     for trace in bars["data"]:  # every bar names its library
-        assert trace["text"] == [trace["name"]] * len(trace["y"])
+        assert trace["text"] == [short_library(trace["name"])] * len(trace["y"])
     assert any(b.label == "Download the results (CSV)" for b in at.download_button)
 
 

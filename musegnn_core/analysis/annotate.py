@@ -79,6 +79,22 @@ def short_term(term: str) -> str:
     return text or str(term)
 
 
+def short_library(name: str) -> str:
+    """A library's name for a figure: "Hallmark", "GO BP", ... (else the name itself)."""
+    lower = str(name).lower()
+    for key, short in (
+        ("hallmark", "Hallmark"),
+        ("go_biological_process", "GO BP"),
+        ("go_molecular_function", "GO MF"),
+        ("go_cellular_component", "GO CC"),
+        ("kegg", "KEGG"),
+        ("reactome", "Reactome"),
+    ):
+        if key in lower:
+            return f"{short} (mouse)" if lower.startswith("mouse") else short
+    return str(name)
+
+
 # ----------------------------------------------------------------------------- enrichment
 def enrich_selections(
     selections: Mapping[str, Sequence[str]],

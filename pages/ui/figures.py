@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from musegnn_core.analysis.annotate import short_library, short_term
 from pages.ui import theme
 
 #: What the UMAP can be coloured by: option -> label.
@@ -23,6 +24,8 @@ COLOR_OPTIONS = {
     "n_datasets": "Number of datasets having the gene",
 }
 _IN_ALL, _NOT_ALL = "in all datasets", "not in all datasets"
+#: Up to this many clusters, the UMAP names each cluster at its centre; beyond, numbers only.
+MAX_NAMED_CENTRES = 12
 #: Co-expression views up to this many genes name every gene; larger ones only their hubs.
 LABEL_ALL_UP_TO = 30
 N_HUB_LABELS = 12
@@ -145,14 +148,16 @@ def umap_figure(
             centre = np.median(umap[clusters == cluster], axis=0)
             text = f"<b>{cluster}</b>"
             term = centre_term(titles.get(cluster, ""))
-            if term:
+            # Many clusters: numbers only at the centres (names pile up); legend and hover
+            # carry the names.
+            if term and len(shown) <= MAX_NAMED_CENTRES:
                 text += " " + theme.wrap_label(term, 22)
             fig.add_annotation(
                 x=float(centre[0]),
                 y=float(centre[1]),
                 text=text,
                 showarrow=False,
-                font={"size": 13 if selected_cluster is None else 16, "color": theme.HIGHLIGHT},
+                font={"size": 14 if selected_cluster is None else 16, "color": theme.HIGHLIGHT},
                 bgcolor="rgba(255,255,255,0.7)",
             )
     fig.update_layout(
@@ -272,7 +277,7 @@ def enrichment_bars(result: pd.DataFrame, top: int = 15) -> go.Figure:
     colors = theme.category_colors(result["library"].unique())
     score = -np.log10(np.clip(shown["adjusted_p_value"].astype(float), 1e-300, 1.0))
     # Long names are wrapped, never cut; the library is named on every bar.
-    terms = [theme.wrap_label(t, 48) for t in shown["term"].astype(str)]
+    terms = [theme.wrap_label(short_term(t), 48) for t in shown["term"].astype(str)]
     fig = go.Figure()
     for library in [lib for lib in colors if lib in set(shown["library"])]:
         mask = (shown["library"] == library).to_numpy()
@@ -283,10 +288,10 @@ def enrichment_bars(result: pd.DataFrame, top: int = 15) -> go.Figure:
                 orientation="h",
                 name=library,
                 marker_color=colors[library],
-                text=[library] * int(mask.sum()),
-                textposition="inside",
-                insidetextanchor="start",
-                textfont={"size": 13, "color": "white"},
+                text=[short_library(library)] * int(mask.sum()),
+                textposition="outside",
+                cliponaxis=False,
+                textfont={"size": 13, "color": theme.TEXT_COLOR},
                 customdata=np.column_stack(
                     [
                         shown["term"].to_numpy()[mask],
