@@ -23,6 +23,13 @@ from .workspace import now_iso
 #: Above this many points the UMAP is drawn with WebGL (SVG is slow to draw then).
 WEBGL_FROM = 20000
 FONT = {"size": 14, "color": "#222222"}
+METHOD_NAMES = {
+    "musegnn": "MuSe-GNN",
+    "coexpression": "Co-expression",
+    "pca": "PCA",
+    "gae": "GAE",
+    "random": "Random",
+}
 #: Up to this many clusters, the UMAP names each cluster at its centre; beyond, numbers only.
 MAX_NAMED_CENTRES = 12
 _STYLE = """
@@ -246,7 +253,7 @@ def build_report(
         shown = table.map(lambda v: "n/a" if not math.isfinite(v) else f"{v:.3f}")
         shown.insert(0, "rewards", [metric_reading(str(k)) for k in shown.index])
         shown.index = [METRIC_LABELS.get(str(k), str(k)) for k in shown.index]
-        shown = shown.reset_index(names="score")
+        shown = shown.reset_index(names="score").rename(columns=METHOD_NAMES)
         parts.append(
             _table(shown, tuple(c for c in shown.columns if c not in ("score", "rewards")))
         )

@@ -28,14 +28,42 @@ METRIC_READING = {
     "embedding than genes that do not (AUROC; 0.5 = chance).",
     "prediction": "function: a gene's gene sets can be predicted from its nearest genes "
     "(cross-validated AUROC; 0.5 = chance).",
+    "coherence_within": "function inside each dataset: genes sharing a gene set are closer "
+    "than genes sharing none, judged where a dataset holds both (AUROC; 0.5 = chance). "
+    "Co-expression itself is the bar to beat.",
+    "coherence_unified": "function after integration: the same, with each gene's mean "
+    "embedding over its datasets (what the UMAP and clusters use), for every pair of genes.",
+    "edge_auc": "structure: a dataset's co-expression edges are closer in the embedding than "
+    "non-edges (AUROC; 0.5 = chance).",
+    "edge_auc_median": "structure: the median over datasets of the edge AUROC.",
+    "edge_auc_min": "structure: the worst dataset's edge AUROC.",
+    "same_gene_cosine": "cross-dataset agreement: median cosine between one gene's instances in "
+    "different datasets (0 = unrelated; high everywhere if the embedding is a narrow cone).",
+    "same_gene_percentile": "cross-dataset agreement: where a gene's instance in another "
+    "dataset ranks among that dataset's rows (0 = the nearest; 0.5 = chance; lower is better).",
+    "same_gene_top1": "cross-dataset agreement: how often a gene's nearest row in another "
+    "dataset is the same gene.",
 }
 MIXING = ("asw", "ilisi")
 STRUCTURE = ("auc", "cgr", "no")
 
 
 def metric_reading(key: str) -> str:
-    """What the row ``key`` of an evaluation (e.g. "asw", "coherence:hallmark") rewards."""
-    return METRIC_READING.get(key.partition(":")[0], "")
+    """What the row ``key`` of an evaluation rewards ("asw", "coherence:hallmark",
+    "edge_auc[pbmc]", "coherence_within[2]:hallmark", ...)."""
+    name = key.partition(":")[0]
+    if name in METRIC_READING:
+        return METRIC_READING[name]
+    base = name.partition("[")[0]
+    if base == "coherence_within" and "[" in name:
+        held = name.partition("[")[2].rstrip("]")
+        return (
+            f"function inside datasets, for gene pairs held together by {held} dataset(s) "
+            "(AUROC; 0.5 = chance)."
+        )
+    if base == "edge_auc" and "[" in name:
+        return f"structure in {name.partition('[')[2].rstrip(']')}: its co-expression edges are closer than non-edges (AUROC)."
+    return METRIC_READING.get(base, "")
 
 
 def _value(table: pd.DataFrame, row: str, column: str) -> float:
