@@ -8,6 +8,7 @@ in the same way. Errors the user can fix print one line on stderr and exit with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -288,6 +289,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue the stopped run named by --run-name"
     )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one of several processes started by torchrun (one per GPU, or CPU processes): "
+        "each runs a share of every epoch's steps; see README, 'Training on several GPUs'",
+    )
     # The settings; each defaults to the preset's value.
     add_setting_options(parser, SETTINGS, defaults=False)
 
@@ -338,6 +345,8 @@ def train_request(args: argparse.Namespace):
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .distributed import process_group
+    from .runs import new_run_name
     from .train import train
 
     workspace = open_workspace(args, create=False)
@@ -375,14 +384,24 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"{event.run}: {event.message}", file=sys.stderr)
 
     try:
-        run = train(
-            workspace,
-            config,
-            datasets=datasets,
-            run_name=args.run_name,
-            resume=args.resume,
-            callback=progress,
-        )
+        with contextlib.ExitStack() as stack:
+            ranks = stack.enter_context(process_group()) if args.distributed else None
+            run_name = args.run_name
+            if ranks is not None and not args.resume:  # every rank trains the same run
+                run_name = ranks.from_lead(
+                    lambda: run_name or new_run_name(workspace, config.preset)
+                )
+            run = train(
+                workspace,
+                config,
+                datasets=datasets,
+                run_name=run_name,
+                resume=args.resume,
+                callback=progress if ranks is None or ranks.lead else None,
+                distributed=ranks,
+            )
+            if ranks is not None and not ranks.lead:
+                return 0  # rank 0 reports the run
     finally:
         if bar is not None:
             bar.close()

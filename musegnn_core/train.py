@@ -22,6 +22,7 @@ import torch
 from . import software_versions
 from .analysis.annotate import annotate_after_training
 from .device import resolve_device
+from .distributed import Distributed, FollowerRun
 from .errors import MuseGNNError, ValidationError, WorkspaceError
 from .graphs.build import GeneGraph, build_graphs, load_graph
 from .graphs.overlap import check_datasets_share_genes
@@ -143,6 +144,13 @@ class TrainingState:
     generator: torch.Generator
     device: torch.device
     history: list[dict] = field(default_factory=list)
+    #: This rank's place among several training processes (torchrun), else None.
+    distributed: Distributed | None = None
+
+    @property
+    def writes_outputs(self) -> bool:
+        """Rank 0 alone (or the one process) writes checkpoints and the run folder."""
+        return self.distributed is None or self.distributed.lead
 
 
 def dataset_specs(
@@ -255,8 +263,18 @@ def set_learning_rates(optimizer: torch.optim.Optimizer, config: TrainConfig, ep
         group["lr"] = group["base_lr"] * factor
 
 
+def draw_partner(rng: np.random.Generator, t: int, n: int) -> int:
+    """The dataset paired with dataset ``t`` in a step: any other, uniformly."""
+    return int(rng.choice([i for i in range(n) if i != t]))
+
+
 def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
-    """One optimiser step per dataset, each paired with a random other dataset."""
+    """One optimiser step per dataset, each paired with a random other dataset.
+
+    Under torchrun (``state.distributed``) each rank runs its share of the steps, and the
+    steps of one round are one optimiser step with their gradients averaged
+    (:mod:`musegnn_core.distributed`).
+    """
     module, data, device = state.module, state.data, state.device
     n = len(data.graphs)
     sums = torch.zeros(len(LOSS_TERMS), device=device)
@@ -265,11 +283,17 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
         if device.type == "cuda" and config.mixed_precision
         else contextlib.nullcontext()
     )
-    for t in range(n):
+    ranks = state.distributed
+    # Drawn for all steps on every rank, so the ranks' generators stay the same.
+    partners = [draw_partner(state.rng, t, n) for t in range(n)] if n > 1 else []
+    seeds = None if ranks is None else ranks.step_seeds(state.rng, n)
+    for t in range(n) if ranks is None else ranks.own_steps(n):
+        if seeds is not None:  # a step's draws do not depend on how many ranks there are
+            state.generator.manual_seed(seeds[t])
         with autocast:
             z_t = module.encode(t, data.features[t], data.edge_index[t])
             if n > 1:
-                s = int(state.rng.choice([i for i in range(n) if i != t]))
+                s = partners[t]
                 z_s = module.encode(s, data.features[s], data.edge_index[s])
             rec = reconstruction_term(module, t, z_t, state, config)
         if n > 1:
@@ -287,8 +311,13 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
             terms = [loss.detach(), torch.zeros((), device=device), torch.zeros((), device=device)]
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if ranks is not None:
+            ranks.average_gradients(module, t, n)
         state.optimizer.step()
         sums += torch.stack([loss.detach().float(), *(x.detach().float() for x in terms)])
+    if ranks is not None:
+        ranks.finish_epoch(module, state.optimizer, n)
+        sums = ranks.sum(sums)
     means = (sums / n).tolist()  # the one host sync of the epoch
     return dict(zip(LOSS_TERMS, means, strict=True))
 
@@ -371,14 +400,19 @@ def train(
     run_name: str | None = None,
     resume: bool = False,
     callback: Callback | None = None,
+    distributed: Distributed | None = None,
 ) -> Run:
     """Train (or resume) a run; returns its folder. One training per workspace at a time.
 
     Progress goes to ``callback`` and to the run's ``progress.jsonl``. A resumed run keeps
     its own settings (:func:`resumed_config`); ``config`` can only extend its epochs.
+    Under torchrun, ``distributed`` is this rank (:mod:`musegnn_core.distributed`): rank 0
+    takes the lock and writes; the other ranks train beside it and write nothing.
     """
     if config is None and not resume:
         config = make_config()
+    if distributed is not None and not distributed.lead:
+        return _train_locked(workspace, config, datasets, run_name, resume, None, distributed)
     with file_lock(workspace.training_lock_path, blocking=False) as held:
         if not held:
             running = [r.name for r in list_runs(workspace) if r.status().get("state") == "running"]
@@ -389,7 +423,9 @@ def train(
             )
         recorder = ProgressRecorder(callback)
         try:
-            return _train_locked(workspace, config, datasets, run_name, resume, recorder)
+            return _train_locked(
+                workspace, config, datasets, run_name, resume, recorder, distributed
+            )
         except BaseException as exc:
             recorder.failed(exc)
             raise
@@ -404,8 +440,9 @@ def resumed_config(run: Run, epochs: int | None = None) -> TrainConfig:
     return config
 
 
-def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Run:
+def _train_locked(workspace, config, datasets, run_name, resume, callback, distributed=None):
     notify = callback or (lambda event: None)
+    lead = distributed is None or distributed.lead
     if resume:
         if not run_name:
             raise ValidationError("Say which run to resume (--run-name).")
@@ -417,17 +454,23 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
             workspace,
             check_run_name(run_name) if run_name else new_run_name(workspace, config.preset),
         )
-        if run.config_path.exists():  # a start that failed before training leaves none
+        if lead and run.config_path.exists():  # a start that failed before training leaves none
             raise WorkspaceError(
                 f"A run named {run.name!r} already exists: choose another name or resume it."
             )
         # From the gene names alone, before any graph is built and cached for nothing.
         check_datasets_share_genes(workspace, datasets)
-    device = torch.device(resolve_device(config.device))
+    if distributed is None:
+        device = torch.device(resolve_device(config.device))
+    else:
+        device = distributed.device(config.device)
+    if not lead:  # rank 0 keeps the run folder; the other ranks write nothing
+        run = FollowerRun(run.root)
     if isinstance(notify, ProgressRecorder):
         notify.attach(run.root, resumed=resume)
     notify(ProgressEvent(run.name, "graphs", message="building graphs"))
-    graphs, fingerprints = _prepare_graphs(workspace, datasets, config)
+    with distributed.lead_first() if distributed else contextlib.nullcontext():
+        graphs, fingerprints = _prepare_graphs(workspace, datasets, config)
     check_shared_genes(graphs)
     if resume and fingerprints != run.config().get("graph_fingerprints"):
         raise WorkspaceError(
@@ -450,6 +493,7 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
         generator=generator,
         device=device,
     )
+    state.distributed = distributed
     start_epoch = 0
 
     if resume:
@@ -465,7 +509,7 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
         torch.set_rng_state(checkpoint["torch_rng"].cpu())
         state.history, start_epoch = list(checkpoint["history"]), int(checkpoint["epoch"])
         run.clear_stop()
-    else:
+    elif lead:
         run.root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             run.config_path,
@@ -499,6 +543,8 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback) -> Ru
     try:
         with stop.installed():
             stopped = _loop(run, state, config, start_epoch, stop, notify)
+        if not lead:
+            return run
         if stopped:
             run.write_status(state="stopped", message="stopped on request; resume to continue")
             notify(
@@ -599,9 +645,9 @@ def _loop(
         )
         # Checked after the callback so that a stop requested while this epoch was being
         # reported takes effect now, with a checkpoint of this epoch.
-        stopping = stop()
+        stopping = stop() if state.distributed is None else state.distributed.any(stop())
         checkpoint = epoch % config.checkpoint_every == 0 or epoch == config.epochs or stopping
-        if checkpoint:
+        if checkpoint and state.writes_outputs:
             save_checkpoint(run, state, epoch)
             write_losses(run, state.history)
         run.write_status(
