@@ -231,12 +231,26 @@ def add_build_graphs_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", type=_comma_list, help="comma-separated names (default: all)")
     add_setting_options(parser, GRAPH_SETTINGS, defaults=True)
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        metavar="N|auto",
+        help="build datasets in N parallel processes ('auto': as the cores and the memory "
+        "limit allow); the graphs are the same (default 1)",
+    )
+    parser.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        metavar="GB",
+        help="memory the parallel workers may hold together (default: half the available)",
+    )
 
 
 def run_build_graphs(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .graphs.build import GraphConfig, build_graphs
+    from .graphs.pool import parse_workers
     from .settings import GRAPH_SETTINGS
 
     workspace = open_workspace(args, create=False)
@@ -255,7 +269,13 @@ def run_build_graphs(args: argparse.Namespace) -> int:
 
     try:
         summaries = build_graphs(
-            workspace, args.datasets, config, force=args.force, progress=progress
+            workspace,
+            args.datasets,
+            config,
+            force=args.force,
+            progress=progress,
+            workers=parse_workers(args.workers),
+            memory_limit_gb=args.memory_limit_gb,
         )
     finally:
         bar.close()

@@ -43,6 +43,7 @@ from ..storage import atomic_path, atomic_write_json, file_lock, read_json
 from ..workspace import Workspace, now_iso
 from . import hvg, orthologs, qc
 from .cscore import coexpression_adjacency, cscore
+from .pool import PoolPlan, memory_estimate, plan_pool, task_runner
 from .sparkx import rank_spatially_variable_genes, sparkx
 
 #: Bump when a change to the pipeline alters graphs, so cached graphs are rebuilt.
@@ -75,6 +76,8 @@ class GraphSummary:
     seconds: float
     cached: bool
     fingerprint: str
+    #: Peak resident memory of the process that built it (0 when cached).
+    peak_memory_bytes: int = 0
 
 
 # ----------------------------------------------------------------- pieces
@@ -416,6 +419,39 @@ def graph_infos(workspace: Workspace) -> dict[str, dict]:
     return out
 
 
+def prepare_task(root: str, name: str, config: GraphConfig, table_path) -> PreparedDataset:
+    """:func:`prepare_dataset` of a workspace's dataset (a task of the pool)."""
+    workspace = Workspace(root)
+    adata = workspace.load_dataset(name)
+    return prepare_dataset(adata, workspace.dataset(name), config, table_path)
+
+
+def build_task(
+    root: str, name: str, config: GraphConfig, table_path, partner_counts, prepared
+) -> GeneGraph:
+    """:func:`build_graph` of a workspace's dataset (a task of the pool)."""
+    workspace = Workspace(root)
+    source = prepared or workspace.load_dataset(name)
+    return build_graph(source, workspace.dataset(name), config, table_path, partner_counts)
+
+
+def plan_graph_pool(
+    workspace: Workspace,
+    metas: list[DatasetMeta],
+    config: GraphConfig,
+    workers: int | str = "auto",
+    memory_limit_gb: float | None = None,
+) -> PoolPlan:
+    """The pool that builds ``metas``' graphs within the cores and the memory limit."""
+    estimates = [
+        memory_estimate(
+            m.n_cells, m.n_genes, config.n_genes, workspace.dataset_path(m.name).stat().st_size
+        )
+        for m in metas
+    ]
+    return plan_pool(estimates, workers, memory_limit_gb)
+
+
 def build_graphs(
     workspace: Workspace,
     datasets: list[str] | None = None,
@@ -423,8 +459,15 @@ def build_graphs(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    workers: int | str = 1,
+    memory_limit_gb: float | None = None,
 ) -> list[GraphSummary]:
-    """Build (or reuse) the graph of each dataset; returns one summary per dataset."""
+    """Build (or reuse) the graph of each dataset; returns one summary per dataset.
+
+    ``workers`` (a count or ``"auto"``) builds datasets in parallel processes within the
+    usable cores and ``memory_limit_gb`` (default half the available memory); the graphs
+    are the same as one process builds (:mod:`musegnn_core.graphs.pool`).
+    """
     config = config or GraphConfig()
     names = datasets or workspace.dataset_names()
     if not names:
@@ -441,18 +484,50 @@ def build_graphs(
         force or not (graph_folder(workspace, m.name, f) / "graph.json").exists()
         for m, f in zip(metas, fingerprints, strict=True)
     ]
+    plan = None
+    if workers != 1 and sum(to_build) > 1:
+        plan = plan_graph_pool(
+            workspace,
+            [m for m, b in zip(metas, to_build, strict=True) if b],
+            config,
+            workers,
+            memory_limit_gb,
+        )
+    with task_runner(plan) as run_tasks:
+        return _build_graphs(
+            workspace, config, metas, fingerprints, to_build, table_path, progress, run_tasks
+        )
+
+
+def _build_graphs(
+    workspace, config, metas, fingerprints, to_build, table_path, progress, run_tasks
+) -> list[GraphSummary]:
+    root = str(workspace.root)
     prepared: dict[str, PreparedDataset] = {}
     pools: dict[str, set[str]] = {}
     if config.selection == "shared" and any(to_build):
         # Every dataset's gene pool is needed to choose the genes of any one of them.
         pool = config.shared_pool * config.n_genes
-        for i, meta in enumerate(metas):
+        results = run_tasks(prepare_task, [(root, m.name, config, table_path) for m in metas])
+        for i, (meta, (ready, _, _)) in enumerate(zip(metas, results, strict=True)):
             if progress:
                 progress(i / (2 * len(metas)), f"{meta.name}: ranking genes")
-            prepared[meta.name] = prepare_dataset(
-                workspace.load_dataset(meta.name), meta, config, table_path
-            )
+            prepared[meta.name] = ready
             pools[meta.name] = set(prepared[meta.name].ranked_nodes[:pool])
+
+    def partner_counts(name: str):
+        if not pools:
+            return None
+        return Counter(gene for other, genes in pools.items() if other != name for gene in genes)
+
+    built = run_tasks(
+        build_task,
+        [
+            (root, m.name, config, table_path, partner_counts(m.name), prepared.pop(m.name, None))
+            for m, b in zip(metas, to_build, strict=True)
+            if b
+        ],
+    )
     summaries = []
     for i, (meta, fingerprint, build) in enumerate(zip(metas, fingerprints, to_build, strict=True)):
         if progress:
@@ -462,18 +537,12 @@ def build_graphs(
             )
         start = time.perf_counter()
         folder = graph_folder(workspace, meta.name, fingerprint)
+        task_seconds, peak = 0.0, 0
         if not build:
             info = read_json(folder / "graph.json")
         else:
-            partner_counts = (
-                Counter(
-                    gene for other, genes in pools.items() if other != meta.name for gene in genes
-                )
-                if pools
-                else None
-            )
-            source = prepared.get(meta.name) or workspace.load_dataset(meta.name)
-            graph = build_graph(source, meta, config, table_path, partner_counts)
+            graph, task_seconds, peak = next(built)
+            start = time.perf_counter()
             with file_lock(workspace.graphs_dir / f".{meta.name}.lock"):
                 # An earlier attempt or a forced rebuild: drop the validity marker first, so
                 # an interruption while deleting never leaves graph.json beside missing data.
@@ -499,9 +568,10 @@ def build_graphs(
                 n_genes=info["n_genes"],
                 n_edges=info["n_edges"],
                 density=info["density"],
-                seconds=time.perf_counter() - start,
+                seconds=task_seconds + time.perf_counter() - start,
                 cached=not build,
                 fingerprint=fingerprint,
+                peak_memory_bytes=peak,
             )
         )
     if progress:
