@@ -9,8 +9,9 @@ How many workers: at most the usable cores and the datasets to build, and at mos
 many as the memory limit allows when the largest datasets happen to be built together
 (:func:`memory_estimate` of each, an upper estimate; the limit defaults to half of the
 memory available when the build starts). Each worker gets an equal share of the cores
-for its own threads. Workers are started with ``spawn``: a forked copy of a process that
-already runs OpenMP threads (torch) can deadlock.
+for its own threads. Workers are never forked from the calling process (a forked copy of
+a process that already runs OpenMP threads, as torch does, can deadlock): they come from
+a ``forkserver`` that has imported the graph code, or are spawned.
 
 This module imports no torch or numpy at load: a spawned worker sets its thread count
 before the numerical libraries are loaded.
@@ -126,6 +127,21 @@ def _start_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    with contextlib.suppress(ImportError, ValueError):
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def worker_context():
+    """``forkserver`` where there is one: a clean server process imports the graph code
+    once and each worker is forked from it, instead of importing torch and scanpy itself
+    (seconds per worker). It never forks this process's running threads. Else ``spawn``."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["musegnn_core.graphs.build"])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 @contextlib.contextmanager
@@ -135,7 +151,7 @@ def task_runner(plan: PoolPlan | None) -> Iterator[Callable[[Callable, Iterable[
     if plan is None or plan.workers == 1:
         yield lambda task, arguments: (timed(task, *args) for args in arguments)
         return
-    context = multiprocessing.get_context("spawn")
+    context = worker_context()
     with ProcessPoolExecutor(
         plan.workers, mp_context=context, initializer=_start_worker, initargs=(plan.threads,)
     ) as executor:
