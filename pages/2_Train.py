@@ -204,9 +204,11 @@ preset = st.radio(
     index=presets.index("quick") if "quick" in presets else 0,
     key="train-preset",
     captions=[preset_summary(p) for p in presets],
-    on_change=lambda: load_preset_defaults(st.session_state["train-preset"], force=True),
+    on_change=lambda: load_preset_defaults(
+        st.session_state["train-preset"], force=True, workspace=ws
+    ),
 )
-load_preset_defaults(preset)
+load_preset_defaults(preset, workspace=ws)
 
 devices = available_devices()
 if st.session_state.get(SETTING_KEYS["device"]) not in devices:
@@ -230,7 +232,9 @@ with st.expander("Advanced settings (defaults: the chosen preset)"):
     st.button(
         "Reset to the preset's values",
         key="train-reset",
-        on_click=lambda: load_preset_defaults(st.session_state["train-preset"], force=True),
+        on_click=lambda: load_preset_defaults(
+            st.session_state["train-preset"], force=True, workspace=ws
+        ),
     )
 
 run_name = st.text_input("Run name", key="train-run-name", placeholder="automatic: preset-date")

@@ -91,7 +91,9 @@ def test_train_page_without_runs_offers_filters_presets_and_defaults(sim_ws):
     # Defaults and explanations come from the preset definitions.
     assert at.number_input(key="train-epochs").value == PRESETS["quick"].epochs
     assert at.number_input(key="train-n_genes").value == PRESETS["quick"].graph.n_genes
-    assert at.number_input(key="train-edges_per_gene").value == 50
+    assert (
+        at.number_input(key="train-edges_per_gene").value == PRESETS["quick"].graph.edges_per_gene
+    )
     assert any(jobs.device_description() in c for c in texts(at.caption))
     assert at.radio(key="train-device").options == ["automatic", "CPU"]
     everything = at.dataframe[0].value
@@ -110,6 +112,16 @@ def test_train_page_without_runs_offers_filters_presets_and_defaults(sim_ws):
     assert set(chosen["Dataset"]) == set(datasets.options)
     cells = sum(sim_ws.dataset(n).n_cells for n in datasets.options)
     assert any(c.startswith(f"2 datasets: {cells:,} cells") for c in texts(at.caption))
+
+
+def test_pinned_genes_prefill_the_genes_to_include(sim_ws):
+    from musegnn_core.pins import pin_genes
+
+    pin_genes(sim_ws, ["MKI67", "CD74"])
+    at = open_app_page(TRAIN)
+    assert at.text_area(key="train-include_genes").value.split() == ["MKI67", "CD74"]
+    at.radio(key="train-preset").set_value("paper").run()  # kept across presets
+    assert at.text_area(key="train-include_genes").value.split() == ["MKI67", "CD74"]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from musegnn_core.pins import pinned_genes
 from musegnn_core.settings import SETTINGS, preset_values
 from pages.ui.settings_form import widget_value
 
@@ -28,12 +29,18 @@ STATE_ICONS = {
 }
 
 
-def load_preset_defaults(preset: str, *, force: bool = False) -> None:
+def load_preset_defaults(preset: str, *, force: bool = False, workspace=None) -> None:
     """Put the preset's values into the setting widgets (all, or the unset ones).
 
-    The device is the machine's, not the preset's: a chosen device is kept.
+    The device is the machine's, not the preset's: a chosen device is kept. The genes
+    pinned in ``workspace`` (Embedding page, "pin for the next run") join the preset's
+    genes to include.
     """
-    for name, value in preset_values(preset).items():
+    values = preset_values(preset)
+    if workspace is not None:
+        pinned = tuple(pinned_genes(workspace))
+        values["include_genes"] = tuple(dict.fromkeys((*values["include_genes"], *pinned)))
+    for name, value in values.items():
         key = SETTING_KEYS[name]
         if key not in st.session_state or (force and name != "device"):
             st.session_state[key] = widget_value(SETTINGS[name], value)
