@@ -392,3 +392,29 @@ def test_written_atlas_files_are_readable_by_others(atlas, tmp_path):
         oct(p.stat().st_mode) for p in paths
     ]
     assert not [p for p in (tmp_path / "atlas").iterdir() if p.name.startswith(".")]
+
+
+def test_scaled_atlas_repeats_the_datasets_as_batches_with_their_modules():
+    from musegnn_core.data.simulate import SimulationConfig, scaled_config
+
+    assert scaled_config() == SimulationConfig()
+    config = scaled_config(14, n_cells=40, n_genes=1500)
+    names = [d.name for d in config.datasets]
+    assert len(names) == len(set(names)) == 14 and config.n_genes == 1500
+    assert {d.n_cells for d in config.datasets} == {40}
+    assert names[6] == "sim_scrna_human_blood_a_r2" and names[12] == "sim_scrna_human_blood_a_r3"
+    by_name = {m.name: m.datasets for m in config.modules}
+    assert set(by_name["M04_blood_a_only"]) == {names[0], names[6], names[12]}
+    atlas = simulate_atlas(seed=1, config=config)
+    assert atlas.names == names
+    assert all(a.n_obs == 40 for a in atlas.datasets)
+    # A batch is new data of the same kind, not a copy.
+    first, again = atlas.datasets[0], atlas.datasets[6]
+    assert first.uns["dataset"]["tissue"] == again.uns["dataset"]["tissue"]
+    assert not np.array_equal(first.X.toarray(), again.X.toarray())
+    # Fewer than the six: modules active in none of them are dropped.
+    two = scaled_config(2)
+    assert [d.name for d in two.datasets] == names[:2]
+    assert all(set(m.datasets) <= set(names[:2]) and m.datasets for m in two.modules)
+    with pytest.raises(ValueError, match="at least one dataset"):
+        scaled_config(0)

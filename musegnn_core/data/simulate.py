@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anndata as ad
@@ -253,6 +253,43 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         check_config(self)
+
+
+def scaled_config(
+    n_datasets: int = len(DEFAULT_DATASETS),
+    n_cells: int | None = None,
+    n_genes: int | None = None,
+    base: SimulationConfig | None = None,
+) -> SimulationConfig:
+    """The atlas of ``base`` (default the six datasets) with ``n_datasets`` datasets.
+
+    Beyond the base's datasets, each is repeated in turn as a further batch (``_r2``,
+    ``_r3``, ...): same tissue, species, modality and technology, its own cells and counts,
+    and the same planted modules active; fewer keeps the first ``n_datasets`` (modules
+    active in none of them are dropped). ``n_cells`` gives every dataset that many
+    cells; ``n_genes`` sets the gene universe. For scale benchmarks.
+    """
+    base = base or SimulationConfig()
+    if n_datasets < 1:
+        raise ValueError("A simulated atlas needs at least one dataset.")
+    batches: dict[str, list[str]] = {spec.name: [] for spec in base.datasets}
+    specs = []
+    for i in range(n_datasets):
+        spec = base.datasets[i % len(base.datasets)]
+        batch = i // len(base.datasets)
+        name = spec.name if batch == 0 else f"{spec.name}_r{batch + 1}"
+        specs.append(replace(spec, name=name, n_cells=n_cells or spec.n_cells))
+        batches[spec.name].append(name)
+    modules = [
+        replace(m, datasets=tuple(name for d in m.datasets for name in batches[d]))
+        for m in base.modules
+    ]
+    return replace(
+        base,
+        datasets=tuple(specs),
+        modules=tuple(m for m in modules if m.datasets),
+        n_genes=n_genes or base.n_genes,
+    )
 
 
 def check_config(config: SimulationConfig) -> None:
