@@ -219,9 +219,11 @@ def test_a_killed_rank_leaves_a_checkpoint_the_run_resumes_from(sim_workspace, t
     try:
         run_dir = sim_workspace / "runs" / "dist"
         wait_for(
-            lambda: get_run(workspace, "dist").raw_status().get("checkpoint_epoch", 0) >= 4
-            if (run_dir / "status.json").exists()
-            else False,
+            lambda: (
+                get_run(workspace, "dist").raw_status().get("checkpoint_epoch", 0) >= 4
+                if (run_dir / "status.json").exists()
+                else False
+            ),
             300,
             "a checkpoint",
         )
@@ -258,7 +260,7 @@ def test_a_killed_rank_leaves_a_checkpoint_the_run_resumes_from(sim_workspace, t
     resumed = [e for e in events if e.get("attempt") == "resume"]
     assert len(resumed) == 1
     after = events[events.index(resumed[0]) :]
-    assert [e["epoch"] for e in after if e["phase"] == "training"][0] == saved + 1
+    assert next(e["epoch"] for e in after if e["phase"] == "training") == saved + 1
     # losses.csv: every epoch once, in order, across the kill.
     epochs = run.losses()["epoch"].tolist()
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= saved + 3
