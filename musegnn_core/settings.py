@@ -159,6 +159,7 @@ def check_fields(config: Any) -> None:
 
 # ------------------------------------------------------------------------- graphs
 CORRECTIONS = ("raw", "bh")
+EDGE_SIGNS = ("both", "positive")
 SELECTIONS = ("per-dataset", "shared")
 QC_PRESETS = ("default", "reference")
 DEVICES = ("auto", "cpu", "cuda")
@@ -198,6 +199,18 @@ class GraphConfig:
         choices=CORRECTIONS,
         choice_labels={"raw": "none (reference)", "bh": "Benjamini-Hochberg"},
         flag="--correction",
+    )
+    edge_sign: str = setting(
+        "both",
+        "Edge sign",
+        help="Which significant co-expression makes an edge: positive and negative (the "
+        "reference's two-sided test), or positive only. An edge tells the model to place two "
+        "genes together; on the shared atlas a quarter of the edges are negative "
+        "correlations, and those gene pairs share a Hallmark set less often than random "
+        "pairs.",
+        choices=EDGE_SIGNS,
+        choice_labels={"both": "positive and negative (reference)", "positive": "positive only"},
+        flag="--edge-sign",
     )
     self_loops: bool = setting(True, "Self-loops", help="Keep each gene's edge to itself.")
     theta: float = setting(
@@ -271,8 +284,12 @@ class GraphConfig:
         values = asdict(self)
         values.pop("device")
         # Stored under its first name, so graphs built before the rename stay cached.
-        if not values["include_genes"]:  # graphs without pins keep their old fingerprints
+        # Settings added later are hashed only when they differ from the former behaviour,
+        # so graphs built before they existed stay cached.
+        if not values["include_genes"]:
             del values["include_genes"]
+        if values["edge_sign"] == "both":
+            del values["edge_sign"]
         cap = values.pop("edges_per_gene")
         values["max_neighbours"] = cap or None
         return values
@@ -300,17 +317,6 @@ class ModelConfig:
     neighbours drawn once.
     """
 
-    input_dim: int = setting(
-        0,
-        "Input components",
-        help="0 feeds each gene's residuals over all cells to layer 1 (the reference); N "
-        "feeds their top N principal components instead: the same linear layer without "
-        "the smallest axes (mostly per-cell noise), at a cost that no longer grows with "
-        "the number of cells.",
-        low=0,
-        high=100000,
-        flag="--input-components",
-    )
     hidden: int = setting(32, "Width per attention head", low=1)
     heads1: int = setting(4, "Heads of layer 1", low=1)
     heads2: int = setting(2, "Heads of layer 2", low=1)
@@ -486,6 +492,13 @@ class TrainConfig:
         choices=LR_SCHEDULES,
         choice_labels={"constant": "constant (reference)", "cosine": "cosine decay"},
         flag="--lr-schedule",
+    )
+    reconstruct_partner: bool = setting(
+        False,
+        "Reconstruct both graphs of a step",
+        help="Each step encodes a dataset and a partner; also reconstruct the partner's graph "
+        "(the reference reconstructs the first only).",
+        flag="--reconstruct-partner",
     )
     checkpoint_every: int = setting(25, "Checkpoint every N epochs", low=1)
     mixed_precision: bool = setting(True, "bfloat16 autocast on a GPU")

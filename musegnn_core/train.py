@@ -26,7 +26,6 @@ from .distributed import Distributed, FollowerRun
 from .errors import MuseGNNError, ValidationError, WorkspaceError
 from .graphs.build import GeneGraph, build_graphs, load_graph
 from .graphs.overlap import check_datasets_share_genes
-from .model.inputs import principal_inputs
 from .model.losses import (
     combine_losses,
     reconstruction_loss,
@@ -92,18 +91,14 @@ class DeviceGraphs:
 
 
 def to_device(
-    graphs: list[GeneGraph],
-    device: torch.device,
-    reconstruction: str = "dense",
-    inputs: list[np.ndarray] | None = None,
+    graphs: list[GeneGraph], device: torch.device, reconstruction: str = "dense"
 ) -> DeviceGraphs:
-    """Features (``inputs``, default the graphs' residuals), edges and targets on ``device``."""
+    """Features, edges and reconstruction targets of every graph on ``device``."""
     edge_index = [edge_index_from_adjacency(g.adjacency).to(device) for g in graphs]
     dense = reconstruction == "dense"
-    inputs = inputs if inputs is not None else [g.features for g in graphs]
     return DeviceGraphs(
         graphs=graphs,
-        features=[torch.from_numpy(np.ascontiguousarray(x)).to(device) for x in inputs],
+        features=[torch.from_numpy(g.features).to(device) for g in graphs],
         edge_index=edge_index,
         targets=[dense_target(g.adjacency).to(device) if dense else None for g in graphs],
         edges=[None if dense else undirected_edges(g.adjacency).to(device) for g in graphs],
@@ -153,20 +148,17 @@ class TrainingState:
         return self.distributed is None or self.distributed.lead
 
 
-def dataset_specs(
-    graphs: list[GeneGraph], share: str, input_widths: list[int] | None = None
-) -> list[DatasetSpec]:
-    widths = input_widths or [int(g.features.shape[1]) for g in graphs]
+def dataset_specs(graphs: list[GeneGraph], share: str) -> list[DatasetSpec]:
     return [
         DatasetSpec(
             name=g.dataset,
-            n_cells=width,
+            n_cells=int(g.features.shape[1]),
             n_genes=g.n_genes,
             group=sharing_group(
                 g.info.get("tissue", "unknown"), g.info.get("modality", "scrna"), share
             ),
         )
-        for g, width in zip(graphs, widths, strict=True)
+        for g in graphs
     ]
 
 
@@ -296,6 +288,9 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
                 s = partners[t]
                 z_s = module.encode(s, data.features[s], data.edge_index[s])
             rec = reconstruction_term(module, t, z_t, state, config)
+            if n > 1 and config.reconstruct_partner:
+                # The partner is encoded anyway: its graph is a second target for free.
+                rec = 0.5 * (rec + reconstruction_term(module, s, z_s, state, config))
         if n > 1:
             loss, parts = combine_losses(
                 rec,
@@ -479,15 +474,14 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback, distr
         )
 
     torch.manual_seed(config.seed)
-    inputs = [principal_inputs(g.features, config.model.input_dim, config.seed) for g in graphs]
-    specs = dataset_specs(graphs, config.model.share, [x.shape[1] for x in inputs])
+    specs = dataset_specs(graphs, config.model.share)
     module = MuSeGNNModule(specs, config.model).to(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
     state = TrainingState(
         module=module,
         optimizer=make_optimizer(module, config),
-        data=to_device(graphs, device, config.model.reconstruction, inputs),
+        data=to_device(graphs, device, config.model.reconstruction),
         pairs={k: v.to(device) for k, v in compute_all_pair_stats(graphs, config.seed).items()},
         rng=np.random.default_rng(config.seed),
         generator=generator,

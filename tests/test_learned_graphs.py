@@ -126,3 +126,42 @@ def test_cosine_schedule_decays_to_a_tenth():
     assert learning_rate_factor("cosine", 1, 60) == pytest.approx(1.0)
     assert learning_rate_factor("cosine", 60, 60) == pytest.approx(0.1)
     assert learning_rate_factor("cosine", 30, 59) == pytest.approx(0.55)
+
+
+def test_positive_edges_drop_negative_correlations_and_keep_self_loops():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from musegnn_core.graphs.build import keep_positive_edges
+
+    adjacency = sp.csr_matrix(np.array([[1, 1, 1, 0], [1, 1, 0, 1], [1, 0, 1, 1], [0, 1, 1, 1]]))
+    est = np.array([[1, 0.4, -0.3, 0], [0.4, 1, 0, np.nan], [-0.3, 0, 1, 0.2], [0, np.nan, 0.2, 1]])
+    kept = keep_positive_edges(adjacency, est).toarray()
+    assert kept.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]
+
+
+def test_partner_reconstruction_and_schedule_train_end_to_end(tmp_path):
+    """A short run with every new option: losses finite, learning rate decayed."""
+    from musegnn_core.data.demo import fill_demo
+    from musegnn_core.graphs.build import GraphConfig
+    from musegnn_core.train import load_checkpoint, make_config, train
+    from musegnn_core.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    fill_demo(ws, prefer_simulated=True)
+    config = make_config(
+        "quick",
+        epochs=4,
+        lr_schedule="cosine",
+        reconstruct_partner=True,
+        decoder="cosine",
+        reconstruction="sampled",
+        alignment="contrastive",
+        graph=GraphConfig(n_genes=80, selection="shared", edges_per_gene=10, edge_sign="positive"),
+    )
+    run = train(ws, config, run_name="all-options")
+    losses = run.losses()
+    assert losses[["reconstruction", "similarity", "contrastive"]].notna().all().all()
+    state = load_checkpoint(run, torch.device("cpu"))
+    lrs = [g["lr"] for g in state["optimizer"]["param_groups"]]
+    assert lrs[0] == pytest.approx(config.lr_encoder * 0.1)

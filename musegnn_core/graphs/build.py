@@ -95,6 +95,22 @@ def ortholog_table_path(workspace: Workspace) -> Path | None:
     return local if local.exists() else orthologs.default_ortholog_table_path()
 
 
+def keep_positive_edges(adjacency: sp.csr_matrix, correlation: np.ndarray) -> sp.csr_matrix:
+    """The edges whose co-expression estimate is positive (self-loops kept).
+
+    A two-sided test also joins genes that avoid each other (markers of different cell
+    types); an edge asks the model to place its genes together, which for an
+    anti-correlated pair teaches the opposite of shared function.
+    """
+    coo = sp.coo_matrix(adjacency)
+    est = np.nan_to_num(np.asarray(correlation)[coo.row, coo.col], nan=0.0)
+    keep = (est > 0) | (coo.row == coo.col)
+    kept = sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=adjacency.shape, dtype=np.uint8
+    )
+    return kept.maximum(kept.T)
+
+
 def cap_neighbours(adjacency: sp.csr_matrix, test_stat: np.ndarray, k: int) -> sp.csr_matrix:
     """Keep each gene's ``k`` strongest significant edges (largest |T|), symmetrised.
 
@@ -196,8 +212,10 @@ def pin_genes(
         else:
             column = filtered.var_names.get_loc(gene)
             detected = filtered.X[:, column]
-            n_cells = int((detected != 0).sum()) if sp.issparse(detected) else int(
-                np.count_nonzero(np.asarray(detected))
+            n_cells = (
+                int((detected != 0).sum())
+                if sp.issparse(detected)
+                else int(np.count_nonzero(np.asarray(detected)))
             )
             if n_cells >= MIN_CELLS_FOR_PINNED_GENE:
                 added.append(gene)
@@ -307,6 +325,8 @@ def build_graph(
         method=config.correction,
         self_loops=config.self_loops,
     )
+    if config.edge_sign == "positive":
+        adjacency = keep_positive_edges(adjacency, result.est)
     if config.edges_per_gene:
         adjacency = cap_neighbours(adjacency, result.test_stat, config.edges_per_gene)
     timings["cscore"] = time.perf_counter() - start

@@ -4,7 +4,11 @@ Per step, dataset t is paired with a dataset s::
 
     total = reconstruction(t) + lambda_S * similarity(t, s) + lambda_C * contrastive(t, s)
 
-with ``lambda_S = 1`` and ``lambda_C = 0.01`` by default (:func:`total_loss`).
+with ``lambda_S = 1`` and ``lambda_C = 0.01`` by default (:func:`total_loss`). The
+reconstruction is dense (BCE over all n^2 pairs, the reference) or sampled (the edges
+against as many random non-edges, :func:`sampled_reconstruction_loss`); the similarity
+term is the reference's weighted cosine or a weighted InfoNCE over the shared genes
+(:func:`shared_gene_contrastive_loss`).
 """
 
 from __future__ import annotations

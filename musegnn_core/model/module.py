@@ -5,7 +5,8 @@ For dataset t in sharing group g (defaults in brackets)::
     h1 = Mish(GN_t(TConv_t(n_cells_t -> hidden, heads1)(x, A)))        # [128 wide] per dataset
     h2 = Mish(GN_g(TConv_g(hidden*heads1 -> hidden, heads2)(h1, A)))   # [64 wide] shared in g
     z  = TConv_g(hidden*heads2 -> d)(h2, A) + TConv'_g(hidden*heads1 -> d)(h1, A)  # [d = 32]
-    logits = D_t(z z^T)          # MLP n_t -> n_t -> n_t -> n_t on rows, or z z^T itself
+    logits = D_t(z z^T)          # MLP n_t -> n_t -> n_t -> n_t on rows, or z z^T itself,
+                                 # or a_t cos(z_u, z_v) + b_t (learned scale and bias)
 
 ``TConv`` is PyG ``TransformerConv`` with its defaults (concat, root weight, no beta,
 no dropout); ``GN`` is ``GraphNorm`` over the whole graph. Layer 1, its norm and the
@@ -101,9 +102,12 @@ class _DatasetLayers(nn.Module):
         width = config.hidden * config.heads1
         self.conv = TransformerConv(n_cells, config.hidden, heads=config.heads1)
         self.norm = GraphNorm(width)
-        decoders = {"mlp": lambda: MLPEdgeDecoder(n_genes), "inner": InnerProductDecoder}
-        decoders["cosine"] = CosineEdgeDecoder
-        self.decoder = decoders[config.decoder]()
+        if config.decoder == "mlp":
+            self.decoder = MLPEdgeDecoder(n_genes)
+        elif config.decoder == "cosine":
+            self.decoder = CosineEdgeDecoder()
+        else:
+            self.decoder = InnerProductDecoder()
 
 
 class _GroupLayers(nn.Module):
