@@ -121,7 +121,7 @@ def test_cli_options_are_the_settings(command, specs):
         assert action.default == (spec.default if command == "build-graphs" else None)
     declared = {spec.meta.flag for spec in specs.values()}
     own = {"--workspace", "--datasets", "--preset", "--config", "--run-name", "--resume", "--force"}
-    own.add("--help")
+    own |= {"--help", "--distributed", "--workers", "--memory-limit-gb"}
     flags = {a.option_strings[0] for a in options.values() if a.option_strings}
     assert flags - {"-w", "-h"} <= declared | own
 
