@@ -17,6 +17,7 @@ Run on an idle machine (figures on a busy one say little; the load average is pr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -123,6 +124,24 @@ def seconds_per_epoch(workspace: Workspace, run: str) -> float:
     return statistics.median(seconds[1:] or seconds)
 
 
+def paper_scale(gpu_json: Path, datasets: int = 82, epochs: int = 2000) -> str:
+    """A paper-scale run (82 datasets x 2000 epochs) per GPU from bench_gpu.py's paper preset
+    figure: an epoch is one step per dataset, so its time grows with the datasets."""
+    rows = json.loads(gpu_json.read_text())
+    values = {(r["part"], r["item"]): r["value"] for r in rows}
+    per_epoch = values.get(("presets", "paper s/epoch"))
+    measured = values.get(("data", "datasets"))
+    device = values.get(("device", "name"), "unknown device")
+    if not per_epoch or not measured:
+        return f"{gpu_json}: no paper preset figure to extrapolate from"
+    hours = float(per_epoch) / int(measured) * datasets * epochs / 3600
+    return (
+        f"paper scale on {device}: {per_epoch} s/epoch for {measured} datasets -> about "
+        f"{hours:.1f} h for {datasets} datasets x {epochs} epochs on one such device "
+        f"(W of them: about {hours:.1f}/W h, the same epochs with W-fold batches)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="8,32,64", help="simulated dataset counts")
@@ -131,7 +150,14 @@ def main() -> int:
     parser.add_argument("--cells", type=int, default=300, help="cells per simulated dataset")
     parser.add_argument("--n-genes", type=int, default=300, help="genes per graph")
     parser.add_argument("--real", action="store_true", help="also the 16 shared datasets")
+    parser.add_argument(
+        "--gpu-json",
+        type=Path,
+        help="bench_gpu.py --out of a GPU run: extrapolate a paper-scale run from it",
+    )
     args = parser.parse_args()
+    if args.gpu_json:
+        print(paper_scale(args.gpu_json))
     sizes: list[int | str] = [int(x) for x in args.sizes.split(",") if x]
     if args.real and shared_data_dir() is not None:
         sizes.append("real")
