@@ -453,7 +453,10 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback, distr
             raise WorkspaceError(
                 f"A run named {run.name!r} already exists: choose another name or resume it."
             )
-        # From the gene names alone, before any graph is built and cached for nothing.
+        # Unknown names and datasets sharing no gene are refused before anything is written
+        # (the run's progress file, a graph cached for nothing).
+        for name in datasets or ():
+            workspace.dataset(name)
         check_datasets_share_genes(workspace, datasets)
     if distributed is None:
         device = torch.device(resolve_device(config.device))
