@@ -547,8 +547,16 @@ PRESETS: dict[str, TrainConfig] = {
         lr_encoder=1e-3,
         lr_decoder=1e-3,
         checkpoint_every=10,
-        model=ModelConfig(decoder="inner", similarity_normalisation="weight"),
-        graph=GraphConfig(selection="shared", edges_per_gene=50),
+        model=ModelConfig(
+            decoder="inner", reconstruction="sampled", similarity_normalisation="weight"
+        ),
+        graph=GraphConfig(
+            n_genes=2500,
+            selection="shared",
+            shared_pool=2,
+            edges_per_gene=25,
+            edge_sign="positive",
+        ),
     ),
 }
 #: What each preset is for, in words (the numbers come from the presets themselves).

@@ -188,7 +188,7 @@ st.plotly_chart(
     key="benchmark_bars",
     config=theme.figure_config(f"{run}-benchmark"),
 )
-functional = [k for k in table.index if ":" in k]
+functional = [k for k in table.index if ":" in k and "[" not in k]  # bins stay in the table
 if functional:
     st.subheader("Gene-set measures")
     st.caption(

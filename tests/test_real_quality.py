@@ -1,8 +1,10 @@
-"""Acceptance on real data: the quick preset on the eight shared datasets beats the baselines.
+"""Acceptance on real data: the quick preset's embedding knows more about gene function than
+the co-expression it is trained on, and carries the graphs.
 
-Trains the quick preset (60 epochs, about 3-4 minutes on the 2-core machine) and evaluates it
-against PCA, the graph autoencoder and a random embedding on the same graphs, with the shared
-Hallmark and GO Biological Process libraries. This is the claim of the README's preset table.
+Trains the quick preset on the eight shared datasets (a few minutes on the 2-core machine) and
+evaluates it against the no-learning co-expression baseline, per-dataset PCA, the graph
+autoencoder and a random embedding on the same graphs, with the shared Hallmark and GO
+Biological Process libraries: the claims of the README's issue-11 table.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from musegnn_core.train import make_config, train
 from musegnn_core.workspace import Workspace
 from tests.conftest import requires_shared_data
 
-HALLMARK = "coherence:human_msigdb_hallmark_v7.0"
-GO_BP = "coherence:human_enrichr_GO_Biological_Process_2021"
+LIBRARIES = ("human_msigdb_hallmark_v7.0", "human_enrichr_GO_Biological_Process_2021")
 
 
 @pytest.mark.slow
 @requires_shared_data
-def test_quick_preset_beats_every_baseline_on_the_shared_atlas(tmp_path, monkeypatch):
+def test_quick_preset_knows_more_function_than_coexpression(tmp_path, monkeypatch):
     monkeypatch.delenv("MUSEGNN_DEMO_DATA", raising=False)
     ws = Workspace.open(tmp_path / "ws")
     kind, names = fill_demo(ws)
@@ -33,9 +34,16 @@ def test_quick_preset_beats_every_baseline_on_the_shared_atlas(tmp_path, monkeyp
     table = evaluate_run(ws, "quick")
     print(table.round(3).to_string())
     print(f"evaluate: {table.attrs['seconds']:.1f} s; {table.attrs['common_gene_rule']}")
-    for row in ("mean_of_six", HALLMARK, GO_BP):
-        ours = table.loc[row, "musegnn"]
-        for baseline in ("pca", "gae", "random"):
-            assert ours > table.loc[row, baseline], (row, baseline, table.loc[row].to_dict())
+    ours = table["musegnn"]
+    # The graphs are learned: edges score above the graph autoencoder's on the same graphs.
+    assert ours["edge_auc_median"] >= table.loc["edge_auc_median", "gae"]
+    for library in LIBRARIES:
+        within, unified = f"coherence_within:{library}", f"coherence_unified:{library}"
+        for baseline in ("coexpression", "pca", "gae", "random"):
+            assert ours[within] > table.loc[within, baseline], (library, baseline)
+            assert ours[unified] > table.loc[unified, baseline], (library, baseline)
+    # A gene's instances in two datasets meet: its other instance ranks near the top.
+    assert ours["same_gene_percentile"] < 0.02
+    assert run.embedding().obs["gene"].nunique() >= 5000  # coverage: genes a biologist looks for
     saved = json.loads((run.root / "evaluation.json").read_text())
-    assert saved["table"]["musegnn"]["mean_of_six"] == table.loc["mean_of_six", "musegnn"]
+    assert saved["table"]["musegnn"]["edge_auc_median"] == ours["edge_auc_median"]
