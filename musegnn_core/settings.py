@@ -674,10 +674,11 @@ def preset_summary(preset: str) -> str:
         if g.selection == "per-dataset"
         else f"top {g.n_genes} genes favouring shared ones"
     )
+    sign = "positive " if g.edge_sign == "positive" else ""
     edges = (
-        f"each gene's {g.edges_per_gene} strongest edges"
+        f"each gene's {g.edges_per_gene} strongest {sign}edges"
         if g.edges_per_gene
-        else "all significant edges"
+        else f"all significant {sign}edges"
     )
     decoder = {"mlp": "MLP decoder", "inner": "inner-product decoder"}.get(m.decoder, m.decoder)
     return (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from musegnn_core.settings import PRESETS
 from musegnn_core.workspace import Workspace
 from tests.conftest import requires_shared_data
 from tests.factories import make_counts, open_app_page, write_h5ad
@@ -93,7 +94,9 @@ def test_data_page_builds_graphs_and_shows_statistics(tmp_path, monkeypatch):
     at = open_app_page("pages/1_Data.py")
     # The form starts from the quick preset's settings, so a quick training finds the graphs.
     assert at.radio(key="graph-preset").value == "quick"
-    assert at.number_input(key="graph-edges_per_gene").value == 50
+    assert (
+        at.number_input(key="graph-edges_per_gene").value == PRESETS["quick"].graph.edges_per_gene
+    )
     at.number_input(key="graph-n_genes").set_value(200)
     at.multiselect(key="graph-datasets").set_value(
         ["sim_scrna_human_blood_a", "sim_spatial_human_breast"]

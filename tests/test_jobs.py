@@ -150,7 +150,8 @@ def test_preset_summaries_come_from_the_presets():
         assert text.startswith(f"{preset.epochs} epochs")
         assert f"{preset.lr_encoder:g} / {preset.lr_decoder:g}" in text
         assert PRESET_PURPOSE[name] in text
-    assert "50 strongest edges" in preset_summary("quick")
+    quick = PRESETS["quick"].graph
+    assert f"{quick.edges_per_gene} strongest positive edges" in preset_summary("quick")
     assert "all significant edges" in preset_summary("paper")
 
 

@@ -87,8 +87,8 @@ def test_flags_are_unique_and_every_part_is_reachable():
     flags = [s.meta.flag for s in SETTINGS.values()]
     assert len(flags) == len(set(flags))
     assert {s.part for s in SETTINGS.values()} == {"train", "graph", "model"}
-    config = make_config("quick", n_genes=150, decoder="mlp", epochs=3, device="cpu")
-    assert (config.graph.n_genes, config.model.decoder, config.epochs) == (150, "mlp", 3)
+    config = make_config("quick", n_genes=150, decoder="cosine", epochs=3, device="cpu")
+    assert (config.graph.n_genes, config.model.decoder, config.epochs) == (150, "cosine", 3)
     assert config.graph.device == "cpu"  # a training builds its graphs on its device
     assert TrainConfig.from_dict(config.to_dict()) == config
 

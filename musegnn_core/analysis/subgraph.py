@@ -108,6 +108,24 @@ def _layout(network, genes: Sequence[str], seed: int) -> dict:
     return nx.kamada_kawai_layout(network, pos=start, weight=None)
 
 
+def merge_edges(edges: pd.DataFrame) -> pd.DataFrame:
+    """One row per gene pair: the datasets whose graph has the edge, their count and the
+    mean residual correlation over them (``edges`` has one orientation per pair)."""
+    if edges.empty:
+        return pd.DataFrame(
+            columns=["source", "target", "datasets", "n_datasets", "mean_correlation"]
+        )
+    return (
+        edges.groupby(["source", "target"], sort=False)
+        .agg(
+            datasets=("dataset", lambda d: ", ".join(sorted(d))),
+            n_datasets=("dataset", "nunique"),
+            mean_correlation=("correlation", "mean"),
+        )
+        .reset_index()
+    )
+
+
 def coexpression_subgraph(
     graphs: Mapping[str, object],
     genes: Sequence[str],
@@ -210,19 +228,7 @@ def coexpression_subgraph(
     if not edges.empty:
         swap = edges["source"] > edges["target"]
         edges.loc[swap, ["source", "target"]] = edges.loc[swap, ["target", "source"]].to_numpy()
-    merged = (
-        edges.groupby(["source", "target"], sort=False)
-        .agg(
-            datasets=("dataset", lambda d: ", ".join(sorted(d))),
-            n_datasets=("dataset", "nunique"),
-            mean_correlation=("correlation", "mean"),
-        )
-        .reset_index()
-        if not edges.empty
-        else pd.DataFrame(
-            columns=["source", "target", "datasets", "n_datasets", "mean_correlation"]
-        )
-    )
+    merged = merge_edges(edges)
     if len(merged) > max_edges:
         notes.append(
             f"Showing the {max_edges} best-supported of {len(merged)} gene pairs "
@@ -275,18 +281,7 @@ def keep_correlated(sub: CoexpressionSubgraph, min_abs_correlation: float) -> Co
     edges = edges[
         [p in kept_pairs for p in zip(edges["source"], edges["target"], strict=True)]
     ].reset_index(drop=True)
-    if edges.empty:
-        merged = sub.merged.iloc[0:0]
-    else:
-        merged = (
-            edges.groupby(["source", "target"], sort=False)
-            .agg(
-                datasets=("dataset", lambda d: ", ".join(sorted(d))),
-                n_datasets=("dataset", "nunique"),
-                mean_correlation=("correlation", "mean"),
-            )
-            .reset_index()
-        )
+    merged = merge_edges(edges)
     degree = pd.concat([merged["source"], merged["target"]]).value_counts()
     nodes = sub.nodes.assign(degree=sub.nodes["gene"].map(degree).fillna(0).astype(int).to_numpy())
     notes = [

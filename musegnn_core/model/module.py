@@ -68,8 +68,9 @@ class InnerProductDecoder(nn.Module):
         return z @ z.T
 
     def edge_logits(self, z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        """Logits of the gene pairs ``pairs`` (2 x P): ``<z_u, z_v>``."""
-        return (z[pairs[0]] * z[pairs[1]]).sum(dim=1)
+        """Logits of the gene pairs ``pairs`` (2 x P): ``<z_u, z_v>`` (index_select: a
+        deterministic backward on a CPU with several threads)."""
+        return (z.index_select(0, pairs[0]) * z.index_select(0, pairs[1])).sum(dim=1)
 
 
 class CosineEdgeDecoder(nn.Module):
@@ -92,7 +93,10 @@ class CosineEdgeDecoder(nn.Module):
 
     def edge_logits(self, z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """Logits of the gene pairs ``pairs`` (2 x P)."""
-        cos = nn.functional.cosine_similarity(z[pairs[0]], z[pairs[1]], dim=1, eps=1e-8)
+        # index_select, not z[pairs]: its backward (index_add) is deterministic on a CPU
+        # with several threads; advanced indexing's accumulating backward is not.
+        u, v = z.index_select(0, pairs[0]), z.index_select(0, pairs[1])
+        cos = nn.functional.cosine_similarity(u, v, dim=1, eps=1e-8)
         return self.log_scale.exp() * cos + self.bias
 
 
