@@ -40,6 +40,7 @@ import scipy.sparse as sp
 
 from ..errors import ValidationError
 from . import arrays
+from .functional import set_membership
 from .metrics import binary_auc
 
 #: Pairs drawn per class (sharing a set / sharing none) for each measure.
@@ -115,19 +116,32 @@ def _presence(blocks: GeneBlocks, genes: np.ndarray) -> np.ndarray:
     return presence
 
 
-def _membership(genes: np.ndarray, gene_sets: Mapping[str, Sequence[str]]) -> sp.csr_matrix:
-    index = pd.Index(genes)
-    rows, cols = [], []
-    for j, members in enumerate(gene_sets.values()):
-        positions = index.get_indexer(pd.unique(np.asarray(list(members), dtype=str)))
-        positions = positions[positions >= 0]
-        rows.append(positions)
-        cols.append(np.full(positions.size, j))
-    r = np.concatenate(rows) if rows else np.zeros(0, int)
-    c = np.concatenate(cols) if cols else np.zeros(0, int)
-    m = sp.csr_matrix((np.ones(r.size, np.float32), (r, c)), shape=(genes.size, len(gene_sets)))
-    m.data[:] = 1.0
-    return m
+@dataclass
+class PairUniverse:
+    """The annotated genes of a library and what the draws need about each pair of them:
+    whether they share a set, and how many datasets hold both."""
+
+    genes: np.ndarray
+    shares_set: np.ndarray  # genes x genes, bool
+    together: np.ndarray  # genes x genes, int32
+
+
+def pair_universe(blocks: GeneBlocks, gene_sets: Mapping[str, Sequence[str]]) -> PairUniverse:
+    """Genes of the blocks annotated in the library, with their pair tables (computed once
+    per library, then drawn from for every scope)."""
+    if not gene_sets:
+        raise ValidationError("The gene-set library is empty.")
+    all_genes = np.unique(np.concatenate([blocks.genes[d] for d in blocks.datasets]))
+    membership = set_membership(all_genes, gene_sets)
+    annotated = np.asarray(membership.getnnz(axis=1) > 0)
+    genes = all_genes[annotated]
+    membership = membership[annotated]
+    presence = _presence(blocks, genes)
+    return PairUniverse(
+        genes,
+        (membership @ membership.T).toarray() > 0,
+        (presence @ presence.T).astype(np.int32),
+    )
 
 
 def sample_gene_pairs(
@@ -136,30 +150,23 @@ def sample_gene_pairs(
     scope: str = "within",
     per_class: int = PAIRS_PER_CLASS,
     seed: int = 0,
+    universe: PairUniverse | None = None,
 ) -> GenePairs:
     """Up to ``per_class`` pairs sharing a set and as many sharing none, drawn uniformly.
 
-    Universe: genes of the blocks annotated in the library. ``scope="within"`` keeps pairs
-    that at least one dataset holds together; ``"unified"`` any pair. The draw depends
-    only on the genes, the library and ``seed``, so methods on the same graphs are scored
-    on the same pairs.
+    Universe: genes of the blocks annotated in the library (``universe``, when the caller
+    has it already). ``scope="within"`` keeps pairs that at least one dataset holds
+    together; ``"unified"`` any pair. The draw depends only on the genes, the library and
+    ``seed``, so methods on the same graphs are scored on the same pairs.
     """
     if scope not in ("within", "unified"):
         raise ValidationError(f"scope must be 'within' or 'unified', not {scope!r}.")
-    if not gene_sets:
-        raise ValidationError("The gene-set library is empty.")
-    all_genes = np.unique(np.concatenate([blocks.genes[d] for d in blocks.datasets]))
-    membership = _membership(all_genes, gene_sets)
-    annotated = np.asarray(membership.getnnz(axis=1) > 0)
-    genes = all_genes[annotated]
-    membership = membership[annotated]
+    universe = universe or pair_universe(blocks, gene_sets)
+    genes, shares_set, together = universe.genes, universe.shares_set, universe.together
     n = genes.size
     empty = np.zeros(0, dtype=np.int64)
     if n < 2:
         return GenePairs(genes, empty, empty, empty.astype(bool), empty)
-    shares_set = (membership @ membership.T).toarray() > 0
-    presence = _presence(blocks, genes)
-    together = (presence @ presence.T).astype(np.int32)
 
     rng = np.random.default_rng(seed)
     found = {True: [], False: []}
@@ -234,13 +241,14 @@ def coherence_scores(
     datasets holding both genes, ``coherence_within[<bin>]:<lib>``, per library."""
     out: dict[str, float] = {}
     for lib, sets in libraries.items():
-        pairs = sample_gene_pairs(blocks, sets, "within", seed=seed)
+        universe = pair_universe(blocks, sets)
+        pairs = sample_gene_pairs(blocks, sets, "within", seed=seed, universe=universe)
         within = within_similarity(blocks, pairs)
         out[f"coherence_within:{lib}"] = binary_auc(pairs.label, within)
         for low, high, name in SHARED_BINS:
             keep = (pairs.n_shared >= low) & (pairs.n_shared <= high)
             out[f"coherence_within[{name}]:{lib}"] = binary_auc(pairs.label[keep], within[keep])
-        pairs = sample_gene_pairs(blocks, sets, "unified", seed=seed)
+        pairs = sample_gene_pairs(blocks, sets, "unified", seed=seed, universe=universe)
         out[f"coherence_unified:{lib}"] = binary_auc(pairs.label, unified_similarity(blocks, pairs))
     return out
 

@@ -26,6 +26,25 @@ from .arrays import obs_column, unit_rows
 from .metrics import binary_auc, limit_threads
 
 
+def set_membership(genes: np.ndarray, gene_sets: Mapping[str, Sequence[str]]) -> sp.csr_matrix:
+    """The genes x sets 0/1 matrix of ``genes`` (distinct names) in a library; a set's genes
+    that are not among ``genes`` are ignored."""
+    index = pd.Index(genes)
+    gene_idx, set_idx = [], []
+    for j, members in enumerate(gene_sets.values()):
+        positions = index.get_indexer(pd.unique(np.asarray(list(members), dtype=str)))
+        positions = positions[positions >= 0]
+        gene_idx.append(positions)
+        set_idx.append(np.full(positions.size, j))
+    gi = np.concatenate(gene_idx) if gene_idx else np.zeros(0, int)
+    sj = np.concatenate(set_idx) if set_idx else np.zeros(0, int)
+    membership = sp.csr_matrix(
+        (np.ones(gi.size, dtype=np.float32), (gi, sj)), shape=(len(genes), len(gene_sets))
+    )
+    membership.data[:] = 1.0
+    return membership
+
+
 def _annotation(
     adata: ad.AnnData, gene_sets: Mapping[str, Sequence[str]]
 ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, list[str]]:
@@ -39,20 +58,8 @@ def _annotation(
         raise ValidationError("The gene-set library is empty.")
     genes = obs_column(adata, "gene")
     unique, inverse = np.unique(genes, return_inverse=True)
-    index = pd.Index(unique)
     set_names = list(gene_sets)
-    gene_idx, set_idx = [], []
-    for j, name in enumerate(set_names):
-        positions = index.get_indexer(pd.unique(np.asarray(list(gene_sets[name]), dtype=str)))
-        positions = positions[positions >= 0]
-        gene_idx.append(positions)
-        set_idx.append(np.full(positions.size, j))
-    gi = np.concatenate(gene_idx) if gene_idx else np.zeros(0, int)
-    sj = np.concatenate(set_idx) if set_idx else np.zeros(0, int)
-    membership = sp.csr_matrix(
-        (np.ones(gi.size, dtype=np.float32), (gi, sj)), shape=(unique.size, len(set_names))
-    )
-    membership.data[:] = 1.0
+    membership = set_membership(unique, gene_sets)
     annotated = np.flatnonzero(membership.getnnz(axis=1) > 0)
     remap = np.full(unique.size, -1)
     remap[annotated] = np.arange(annotated.size)
