@@ -51,6 +51,7 @@ from .runs import (
     same_process_alive,
 )
 from .storage import atomic_write_json, file_lock, read_json
+from .threads import THREADS_ENV, usable_cores
 from .workspace import Workspace, now_iso
 
 #: The settings a training accepts besides preset and datasets (defined in settings.py).
@@ -93,20 +94,84 @@ def make_train_config(preset: str = "quick", overrides: Mapping[str, Any] | None
     return config
 
 
-def train_command(workspace: Workspace, run_name: str, config_file: Path) -> list[str]:
-    """The ``python -m musegnn_core train`` command that trains the configuration file."""
+def gpu_count() -> int:
+    """How many CUDA GPUs torch sees here (0 without CUDA)."""
+    import torch
+
+    return int(torch.cuda.device_count())
+
+
+def check_processes(processes: int) -> int:
+    """``processes`` within the launch setting's bounds (ValidationError otherwise)."""
+    return settings.LaunchConfig(processes=processes).processes
+
+
+def torchrun_command() -> list[str]:
+    """PyTorch's ``torchrun`` of this interpreter's environment (the script beside
+    ``sys.executable``; its module where the script is missing)."""
+    script = Path(sys.executable).with_name("torchrun")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "torch.distributed.run"]
+
+
+def launch_command(arguments: Sequence[str], processes: int = 1) -> list[str]:
+    """The command that runs ``musegnn_core train ARGUMENTS`` in ``processes`` processes.
+
+    One: the plain ``python -m musegnn_core train ...``. More: the command of README
+    ("Training on several GPUs"), ``torchrun --standalone --nproc-per-node N -m
+    musegnn_core train ... --distributed``, one process per GPU on this machine.
+    """
+    processes = check_processes(processes)
+    train = ["-m", "musegnn_core", "train", *arguments]
+    if processes == 1:
+        return [sys.executable, *train]
     return [
-        sys.executable,
-        "-m",
-        "musegnn_core",
-        "train",
-        "--workspace",
-        str(workspace.root),
-        "--run-name",
-        run_name,
-        "--config",
-        str(config_file),
+        *torchrun_command(),
+        "--standalone",
+        "--nproc-per-node",
+        str(processes),
+        *train,
+        "--distributed",
     ]
+
+
+def launch_environment(processes: int) -> dict[str, str]:
+    """Environment for the launched processes: with several, each one's share of the
+    cores for its CPU threads (``MUSEGNN_THREADS``; see musegnn_core.threads)."""
+    if check_processes(processes) == 1:
+        return {}
+    return {THREADS_ENV: str(max(1, usable_cores() // processes))}
+
+
+def train_command(
+    workspace: Workspace,
+    run_name: str,
+    config_file: Path | None = None,
+    *,
+    processes: int = 1,
+    resume: bool = False,
+) -> list[str]:
+    """The command that trains the configuration file (or resumes the run) in
+    ``processes`` processes (:func:`launch_command`)."""
+    arguments = ["--workspace", str(workspace.root), "--run-name", run_name]
+    if resume:
+        arguments.append("--resume")
+    if config_file is not None:
+        arguments += ["--config", str(config_file)]
+    return launch_command(arguments, processes)
+
+
+def check_launch(device: str, processes: int) -> int:
+    """The number of processes, refused when it asks for more GPUs than this machine has
+    (on ``device`` cpu, or without CUDA, they are CPU processes)."""
+    processes = check_processes(processes)
+    gpus = gpu_count()
+    if processes > 1 and device != "cpu" and gpus and processes > gpus:
+        raise ValidationError(
+            f"{processes} processes need {processes} GPUs; this machine has {gpus}."
+        )
+    return processes
 
 
 # ------------------------------------------------------------------ job records
@@ -195,11 +260,19 @@ def _reap(process: subprocess.Popen, workspace: Workspace, run_name: str, kind: 
         _update_job(workspace, run_name, kind, returncode=code, finished_at=now_iso())
 
 
-def _spawn(workspace: Workspace, run_name: str, argv: list[str], kind: str, action: str) -> None:
+def _spawn(
+    workspace: Workspace,
+    run_name: str,
+    argv: list[str],
+    kind: str,
+    action: str,
+    processes: int = 1,
+) -> None:
     log_path = job_log_path(workspace, run_name, kind)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
+        **launch_environment(processes),
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p
@@ -227,6 +300,7 @@ def _spawn(workspace: Workspace, run_name: str, argv: list[str], kind: str, acti
             "pid": process.pid,
             "process_start": process_start(process.pid),
             "command": argv,
+            "processes": processes,
             "started_at": started,
             "log": str(log_path),
             "returncode": None,
@@ -248,14 +322,17 @@ def start_training(
     preset: str,
     overrides: Mapping[str, Any] | None = None,
     run_name: str | None = None,
+    processes: int = settings.LAUNCH_SETTINGS["processes"].default,
 ) -> str:
     """Start a training in the background; returns the run name at once.
 
-    All parameters are checked here (ValidationError / WorkspaceError), so a bad value is
-    reported to the caller instead of failing in the background. Refused while another
-    training runs in this workspace.
+    ``processes`` above one trains under torchrun, one process per GPU
+    (:func:`launch_command`). All parameters are checked here (ValidationError /
+    WorkspaceError), so a bad value is reported to the caller instead of failing in the
+    background. Refused while another training runs in this workspace.
     """
     config = make_train_config(preset, overrides)
+    processes = check_launch(config.device, processes)
     if datasets is not None and not list(datasets):
         raise ValidationError("Choose at least one dataset to train on.")
     names = list(dict.fromkeys(datasets)) if datasets is not None else workspace.dataset_names()
@@ -274,7 +351,8 @@ def start_training(
         config_file = job_config_path(workspace, name)
         config_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(config_file, {"datasets": names, "train": config.to_dict()})
-        _spawn(workspace, name, train_command(workspace, name, config_file), "train", "start")
+        argv = train_command(workspace, name, config_file, processes=processes)
+        _spawn(workspace, name, argv, "train", "start", processes)
     return name
 
 
@@ -288,9 +366,14 @@ def _new_name(workspace: Workspace, preset: str) -> str:
     return name
 
 
-def resume_training(workspace: Workspace, run_name: str) -> str:
+def resume_training(
+    workspace: Workspace,
+    run_name: str,
+    processes: int = settings.LAUNCH_SETTINGS["processes"].default,
+) -> str:
     """Continue a stopped (or crashed) run from its last checkpoint, in the background,
-    with its own settings (musegnn_core.train.resumed_config)."""
+    with its own settings (musegnn_core.train.resumed_config), in ``processes``
+    processes (any number: the run does not depend on it)."""
     status = training_status(workspace, run_name)
     if status["state"] in ("running", "starting"):
         raise WorkspaceError(f"Run {run_name} is already running.")
@@ -301,11 +384,11 @@ def resume_training(workspace: Workspace, run_name: str) -> str:
         raise WorkspaceError(
             f"Run {run_name} has no checkpoint to resume from: start a new run instead."
         )
-    argv = [sys.executable, "-m", "musegnn_core", "train", "--workspace", str(workspace.root)]
-    argv += ["--run-name", run.name, "--resume"]
+    processes = check_launch(run.config().get("train", {}).get("device", "auto"), processes)
+    argv = train_command(workspace, run.name, resume=True, processes=processes)
     with _jobs_lock(workspace):
         _refuse_if_running(workspace)
-        _spawn(workspace, run.name, argv, "train", "resume")
+        _spawn(workspace, run.name, argv, "train", "resume", processes)
     return run.name
 
 

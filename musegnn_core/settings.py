@@ -566,13 +566,37 @@ PRESET_PURPOSE = {
 }
 
 
+# ------------------------------------------------------------------------ launch
+#: The most training processes one launch starts (one per GPU of the machine).
+MAX_PROCESSES = 64
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """How a training's processes are started; not part of the run's settings (a run
+    gives the same result and resumes with any number of processes)."""
+
+    processes: int = setting(
+        1,
+        "GPUs",
+        help="Train with one process per GPU (torchrun, --distributed): each epoch's steps "
+        "are shared among them. One: a plain process.",
+        low=1,
+        high=MAX_PROCESSES,
+        step=1,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
 # ------------------------------------------------------------- the flat settings
 @dataclass(frozen=True)
 class Setting:
     """One user setting: its flat name, where it lives in a TrainConfig, its metadata."""
 
     name: str
-    part: str  # "train", "graph" or "model"
+    part: str  # "train", "graph", "model" or "launch"
     meta: Meta
     default: Any
     kind: str
@@ -583,7 +607,12 @@ class Setting:
         return self.name
 
 
-_PARTS = {"train": TrainConfig, "graph": GraphConfig, "model": ModelConfig}
+_PARTS = {
+    "train": TrainConfig,
+    "graph": GraphConfig,
+    "model": ModelConfig,
+    "launch": LaunchConfig,
+}
 
 
 def declared_settings(part: str) -> dict[str, Setting]:
@@ -613,6 +642,8 @@ def _user_settings(parts: Iterable[str], scopes: tuple[str, ...]) -> dict[str, S
 SETTINGS: dict[str, Setting] = _user_settings(("train", "graph", "model"), ("all",))
 #: The settings of ``build-graphs`` and the Data page's graph form.
 GRAPH_SETTINGS: dict[str, Setting] = _user_settings(("graph",), ("all", "graphs"))
+#: How a background training is launched (the Train page's "use N GPUs").
+LAUNCH_SETTINGS: dict[str, Setting] = declared_settings("launch")
 
 
 def make_config(preset: str = "quick", **overrides: Any) -> TrainConfig:

@@ -7,6 +7,7 @@ from musegnn_core.jobs import (
     available_devices,
     cancel_training,
     device_description,
+    gpu_count,
     loss_curve,
     read_log,
     resume_training,
@@ -14,7 +15,7 @@ from musegnn_core.jobs import (
     start_training,
     training_status,
 )
-from musegnn_core.settings import PRESETS, SETTINGS, preset_summary
+from musegnn_core.settings import LAUNCH_SETTINGS, PRESETS, SETTINGS, preset_summary
 from musegnn_core.workspace import Workspace
 from pages.ui.common import (
     datasets_frame,
@@ -26,8 +27,10 @@ from pages.ui.common import (
 from pages.ui.runs import runs_overview
 from pages.ui.settings_form import setting_input
 from pages.ui.training import (
+    PROCESSES_KEY,
     SETTING_KEYS,
     STATE_ICONS,
+    chosen_processes,
     chosen_settings,
     duration,
     load_preset_defaults,
@@ -117,7 +120,7 @@ def runs_section() -> None:
         r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
         target = r1.selectbox("Stopped run", resumable, key="train-resume-run")
         if r2.button("Resume", key="train-resume", icon=":material/replay:") and run_safely(
-            lambda: resume_training(ws, target), "Resume"
+            lambda: resume_training(ws, target, chosen_processes(gpu_count())), "Resume"
         ):
             flash(f"Resuming run {safe_text(target)} from its last checkpoint.")
             st.rerun()
@@ -223,6 +226,20 @@ st.radio(
     help=device.help,
 )
 st.caption(f"This machine: {safe_text(device_description())}.")
+gpus = gpu_count()
+if gpus >= 2:  # one process per GPU, under torchrun (README: "Training on several GPUs")
+    launch = LAUNCH_SETTINGS["processes"].meta
+    counts = list(range(1, min(gpus, int(launch.high)) + 1))
+    if st.session_state.get(PROCESSES_KEY) not in counts:
+        st.session_state[PROCESSES_KEY] = LAUNCH_SETTINGS["processes"].default
+    st.radio(
+        launch.label,
+        counts,
+        key=PROCESSES_KEY,
+        horizontal=True,
+        format_func=lambda n: f"use {n} GPU{'s' if n > 1 else ''}",
+        help=launch.help,
+    )
 
 with st.expander("Advanced settings (defaults: the chosen preset)"):
     advanced = [spec for name, spec in SETTINGS.items() if name != "device"]
@@ -253,6 +270,7 @@ if st.button(
             preset=preset,
             overrides=chosen_settings(),
             run_name=run_name.strip() or None,
+            processes=chosen_processes(gpus),
         ),
         "Starting the training",
     )

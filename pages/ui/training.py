@@ -8,11 +8,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from musegnn_core.pins import pinned_genes
-from musegnn_core.settings import SETTINGS, preset_values
+from musegnn_core.settings import LAUNCH_SETTINGS, SETTINGS, preset_values
 from pages.ui.settings_form import widget_value
 
 #: Widget keys of the settings: one per setting of musegnn_core.settings.SETTINGS.
 SETTING_KEYS = {name: f"train-{name}" for name in SETTINGS}
+#: Widget key of "use N GPUs" (musegnn_core.settings.LAUNCH_SETTINGS["processes"]).
+PROCESSES_KEY = "train-processes"
 LOSS_LABELS = {
     "total": "Total",
     "reconstruction": "Edge reconstruction (BCE)",
@@ -49,6 +51,13 @@ def load_preset_defaults(preset: str, *, force: bool = False, workspace=None) ->
 def chosen_settings() -> dict:
     """The settings as the widgets hold them, for musegnn_core.jobs.start_training."""
     return {name: st.session_state[key] for name, key in SETTING_KEYS.items()}
+
+
+def chosen_processes(gpus: int) -> int:
+    """The training processes to launch: the "use N GPUs" choice where the machine has
+    several GPUs (the control is shown), else the setting's default (one)."""
+    default = LAUNCH_SETTINGS["processes"].default
+    return int(st.session_state.get(PROCESSES_KEY, default)) if gpus >= 2 else default
 
 
 def duration(seconds: float | None) -> str:
