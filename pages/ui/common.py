@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import streamlit as st
@@ -17,16 +17,28 @@ from musegnn_core.paths import default_workspace
 from musegnn_core.workspace import Workspace
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
-#: The navigation (app.py): (script path relative to app.py, label, icon); the first is Home.
+
+
+class NavPage(NamedTuple):
+    """One page of the navigation (app.py)."""
+
+    script: str  # path relative to app.py
+    label: str
+    icon: str
+    #: The page explores a trained run: the frame draws the run picker above it.
+    explores_run: bool = False
+
+
+#: The navigation, in order; the first is Home.
 PAGES = (
-    ("pages/home.py", "Home", ":material/home:"),
-    ("pages/1_Data.py", "Data", ":material/dataset:"),
-    ("pages/2_Train.py", "Train", ":material/model_training:"),
-    ("pages/3_Embedding.py", "Embedding", ":material/scatter_plot:"),
-    ("pages/4_Clusters.py", "Clusters", ":material/hub:"),
-    ("pages/5_Enrichment.py", "Enrichment", ":material/biotech:"),
-    ("pages/6_Coexpression.py", "Co-expression", ":material/share:"),
-    ("pages/7_Benchmark.py", "Benchmark", ":material/leaderboard:"),
+    NavPage("pages/home.py", "Home", ":material/home:"),
+    NavPage("pages/1_Data.py", "Data", ":material/dataset:"),
+    NavPage("pages/2_Train.py", "Train", ":material/model_training:"),
+    NavPage("pages/3_Embedding.py", "Embedding", ":material/scatter_plot:", explores_run=True),
+    NavPage("pages/4_Clusters.py", "Clusters", ":material/hub:", explores_run=True),
+    NavPage("pages/5_Enrichment.py", "Enrichment", ":material/biotech:", explores_run=True),
+    NavPage("pages/6_Coexpression.py", "Co-expression", ":material/share:", explores_run=True),
+    NavPage("pages/7_Benchmark.py", "Benchmark", ":material/leaderboard:", explores_run=True),
 )
 
 DATASET_COLUMNS = {

@@ -27,12 +27,18 @@ import streamlit as st
 from musegnn_core.analysis.clusters import check_cluster_label, check_resolution
 from musegnn_core.analysis.missing import suggest_genes
 from musegnn_core.errors import MuseGNNError, ValidationError
-from musegnn_core.runs import Run, check_run_name, list_runs
+from musegnn_core.paths import default_workspace
+from musegnn_core.runs import Run, check_run_name, list_runs, run_folder
 from musegnn_core.workspace import Workspace
 from pages.ui import loaders
 from pages.ui.common import run_safely, safe_text
 
 STATE = "selection"
+#: The run the frame's picker chose for this script run (its name; None when there is no
+#: usable run): written by :func:`run_picker` (app.py), read by :func:`picked_run` (pages).
+PICKED_RUN = "picked_run"
+#: The run picker's widget key (the sidebar's "Run" box, drawn by the frame).
+RUN_PICKER = "run_picker"
 _ADOPTED = "_selection_adopted_url"
 _WARNINGS = "_selection_warnings"
 _SYNCED = "_synced_"
@@ -335,9 +341,11 @@ class Explore:
 
 
 def explore_page(title: str) -> tuple[Workspace, Explore]:
-    """The head of every explore page: frame, title, workspace, banner and the run context.
+    """The head of every explore page: title, workspace, banner and the run context.
 
-    Stops the script (after saying why) when there is no workspace or no usable run.
+    The run itself is picked by the frame (app.py's :func:`run_picker`, in the sidebar);
+    the page only reads it. Stops the script (after saying why) when there is no
+    workspace or no usable run.
     """
     from pages.ui.common import page_head
 
@@ -348,36 +356,76 @@ def explore_page(title: str) -> tuple[Workspace, Explore]:
     return ws, ctx
 
 
+# ----------------------------------------------------------------------------- the frame's picker
+def run_picker() -> str | None:
+    """The run picker of the frame (app.py calls it on the explore pages, before the page).
+
+    Draws the sidebar's "Run" box (completed runs with an embedding, newest first, the
+    newest chosen by default; a run asked for by the link or the session that is not
+    usable falls back to the newest with a warning the page shows) and keeps the chosen
+    run's name under :data:`PICKED_RUN` for the page; None (and no box) when there is none.
+    A workspace that cannot be opened draws nothing: the page's head says why.
+    """
+    selection = state()
+    try:
+        runs = usable_runs(Workspace.open(default_workspace(), create=False))
+    except (MuseGNNError, OSError):
+        runs = []
+    picked = None
+    if runs:
+        names = [r.name for r in runs]
+        if selection["run"] not in names:
+            if selection["run"] is not None:
+                _warn_later(
+                    [
+                        f"Run {selection['run']!r} is not a completed run with an embedding in "
+                        f"this workspace; showing {names[0]!r}."
+                    ]
+                )
+            set_selection(run=names[0])
+        labels_by_name = {r.name: run_label(r) for r in runs}
+        st.sidebar.selectbox(
+            "Run",
+            names,
+            format_func=labels_by_name.get,
+            help="Completed training runs with an embedding, newest first.",
+            **bind(RUN_PICKER, "run"),
+        )
+        picked = state()["run"]
+    st.session_state[PICKED_RUN] = picked
+    return picked
+
+
+def forget_picked_run() -> None:
+    """On pages that explore no run (the frame draws no picker there)."""
+    st.session_state.pop(PICKED_RUN, None)
+
+
+def picked_run(ws: Workspace) -> Run | None:
+    """The run the frame's picker chose for this page; None when there is no usable run.
+
+    The page takes the frame's pick of this script run. A page run without app.py draws
+    the same picker itself, in the sidebar: a server whose first visitor opens a page's
+    address runs the pages alone (the old way of a ``pages`` folder) until app.py has run
+    once and its ``st.navigation`` turns that off.
+    """
+    if PICKED_RUN not in st.session_state:
+        run_picker()
+    name = st.session_state.pop(PICKED_RUN)
+    return run_folder(ws, name) if name else None
+
+
 def explore(ws: Workspace) -> Explore | None:
-    """Pick the run (sidebar), load it, check the selection against it; None if no run.
+    """Load the picked run (:func:`picked_run`), check the selection against it; None if
+    there is no run.
 
     Shows why nothing can be shown (no run, unreadable embedding) before returning None.
     """
-    selection = state()
-    runs = usable_runs(ws)
-    if not runs:
+    run = picked_run(ws)
+    if run is None:
         show_warnings()
         no_run_message(ws)
         return None
-    names = [r.name for r in runs]
-    if selection["run"] not in names:
-        if selection["run"] is not None:
-            _warn_later(
-                [
-                    f"Run {selection['run']!r} is not a completed run with an embedding in "
-                    f"this workspace; showing {names[0]!r}."
-                ]
-            )
-        set_selection(run=names[0])
-    labels_by_name = {r.name: run_label(r) for r in runs}
-    st.sidebar.selectbox(
-        "Run",
-        names,
-        format_func=labels_by_name.get,
-        help="Completed training runs with an embedding, newest first.",
-        **bind("run_picker", "run"),
-    )
-    run = runs[names.index(state()["run"])]
     key = loaders.run_key(ws, run)
     embedding = run_safely(lambda: loaders.embedding(key), "Loading the run")
     if embedding is None:
