@@ -65,3 +65,23 @@ def trained_sim_workspace(trained_sim_workspace_template, tmp_path):
     target = tmp_path / "ws"
     shutil.copytree(trained_sim_workspace_template, target)
     return target
+
+
+@pytest.fixture
+def app_frame(monkeypatch):
+    """AppTest runs every page inside app.py's frame, as a running server does.
+
+    Our pages live in a folder named ``pages``, so Streamlit runs an app the old multipage
+    way (a page's script alone, without app.py) until app.py's ``st.navigation`` turns that
+    off: once per server, but on every AppTest run (it resets the switch before each run).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    class FramedPagesManager(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", PagesManager.uses_pages_directory)
+    monkeypatch.setattr(app_test, "PagesManager", FramedPagesManager)

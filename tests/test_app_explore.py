@@ -36,6 +36,9 @@ from musegnn_core.runs import get_run
 from musegnn_core.workspace import Workspace
 from pages.ui.theme import MUTED, category_colors, wrap_label
 
+# Every page inside app.py's frame (which draws the run picker), as the server runs it.
+pytestmark = pytest.mark.usefixtures("app_frame")
+
 APP = str(PROJECT_ROOT / "app.py")
 PAGES = {
     "Embedding": "pages/3_Embedding.py",
@@ -138,6 +141,7 @@ def test_every_page_without_a_run_says_to_train_first(tmp_path, monkeypatch):
         assert "Run busy is training (epoch 3 of 60)" in texts(at.caption)
         assert "Go to Train" in [link.value for link in at.page_link]
         assert not at.error
+        assert not [box for box in at.selectbox if box.label == "Run"]  # no run to pick
 
 
 def test_every_page_renders_a_run_with_core_results(sim):
@@ -145,7 +149,7 @@ def test_every_page_renders_a_run_with_core_results(sim):
     labels = sim.labels
     at = app()
     goto(at, "Embedding")
-    assert at.selectbox(key="run_picker").value == "r"
+    assert at.sidebar.selectbox(key="run_picker").value == "r"
     assert at.query_params["run"] == "r" and float(at.query_params["res"]) == 1.0
     spec = json.loads(chart(at, "umap-r").proto.spec)
     datasets = sorted(embedding.obs["dataset"].astype(str).unique())

@@ -14,6 +14,9 @@ from musegnn_core.settings import LEIDEN_RESOLUTION_RANGE, make_config
 from musegnn_core.workspace import Workspace
 from tests.factories import open_app_page
 
+# Every page inside app.py's frame (which draws the run picker), as the server runs it.
+pytestmark = pytest.mark.usefixtures("app_frame")
+
 EXPLORE_PAGES = (
     "pages/3_Embedding.py",
     "pages/4_Clusters.py",
@@ -52,3 +55,5 @@ def test_a_run_trained_at_resolution_20_opens_on_every_explore_page(run_at_20):
         errors = [e.value for e in at.error]
         assert not errors, (page, errors)
         assert not any("Resolution must be between" in w.value for w in at.warning), page
+        assert at.sidebar.selectbox(key="run_picker").value == "r", page
+        assert at.query_params["run"] == "r" and float(at.query_params["res"]) == 20.0, page
