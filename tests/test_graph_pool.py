@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
 from musegnn_core.errors import ValidationError
-from musegnn_core.graphs.pool import GB, memory_estimate, parse_workers, plan_pool
+from musegnn_core.graphs.pool import (
+    GB,
+    PoolPlan,
+    memory_estimate,
+    parse_workers,
+    plan_pool,
+    task_runner,
+    worker_context,
+)
 from musegnn_core.workspace import Workspace
 
 
@@ -38,7 +49,63 @@ def test_workers_is_auto_or_a_count(text):
     assert parse_workers("AUTO") == "auto" and parse_workers("3") == 3
 
 
-def test_pool_builds_the_same_graphs_as_one_process(tmp_path):
+def _blas_and_torch_threads(pause: float = 0.0) -> tuple:
+    """A task: the thread counts of the process that runs it."""
+    import time
+
+    import torch
+    from threadpoolctl import threadpool_info
+
+    time.sleep(pause)
+    blas = sorted({d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"})
+    return os.getpid(), tuple(blas), torch.get_num_threads()
+
+
+def _fail_on(value: int) -> int:
+    if value == 2:
+        raise ValueError("task 2 fails")
+    return value
+
+
+def _started(index: int, pause: float) -> tuple[int, float]:
+    import time
+
+    start = time.monotonic()
+    time.sleep(pause)
+    return index, start
+
+
+def test_every_worker_runs_its_share_of_the_threads_and_this_process_is_one():
+    plan = PoolPlan(workers=2, threads=1, memory_limit=8 * GB, largest_estimate=0)
+    with task_runner(plan) as run:
+        results = [r for r, _, _ in run(_blas_and_torch_threads, [(0.3,)] * 4)]
+    pids = {pid for pid, _, _ in results}
+    assert os.getpid() in pids and len(pids) == 2  # this process and one helper
+    assert all(blas in ((), (1,)) and torch_threads == 1 for _, blas, torch_threads in results)
+
+
+def test_one_thread_per_worker_forks_more_use_the_forkserver():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("fork is used on Linux only")
+    assert worker_context(1).get_start_method() == "fork"
+    assert worker_context(2).get_start_method() == "forkserver"
+
+
+def test_results_keep_the_order_the_largest_tasks_start_first_and_errors_reach_the_caller():
+    plan = PoolPlan(workers=2, threads=1, memory_limit=8 * GB, largest_estimate=0)
+    costs = [1, 5, 2, 9, 3]
+    with task_runner(plan) as run:
+        results = [r for r, _, _ in run(_started, [(i, 0.4) for i in range(5)], costs)]
+    assert [index for index, _ in results] == list(range(5))
+    starts = {index: start for index, start in results}
+    assert max(starts[3], starts[1]) < min(starts[i] for i in (0, 2, 4))  # 9 and 5 first
+    with pytest.raises(ValueError, match="task 2 fails"), task_runner(plan) as run:
+        list(run(_fail_on, [(i,) for i in range(4)]))
+
+
+@pytest.mark.parametrize("cores", [2, 4])  # 1 thread per worker: forked helpers; 2: forkserver
+def test_pool_builds_the_same_graphs_as_one_process(tmp_path, monkeypatch, cores):
+    monkeypatch.setattr("musegnn_core.graphs.pool.usable_cores", lambda: cores)
     from musegnn_core.data.demo import fill_demo
     from musegnn_core.graphs.build import build_graphs, load_graph
     from musegnn_core.settings import make_config

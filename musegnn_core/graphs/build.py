@@ -43,7 +43,7 @@ from ..storage import atomic_path, atomic_write_json, file_lock, read_json
 from ..workspace import Workspace, now_iso
 from . import hvg, orthologs, qc
 from .cscore import coexpression_adjacency, cscore
-from .pool import PoolPlan, memory_estimate, plan_pool, task_runner
+from .pool import PoolPlan, memory_estimate, plan_pool, task_cost, task_runner
 from .sparkx import rank_spatially_variable_genes, sparkx
 
 #: Bump when a change to the pipeline alters graphs, so cached graphs are rebuilt.
@@ -528,7 +528,11 @@ def _build_graphs(
     if config.selection == "shared" and any(to_build):
         # Every dataset's gene pool is needed to choose the genes of any one of them.
         pool = config.shared_pool * config.n_genes
-        results = run_tasks(prepare_task, [(root, m.name, config, table_path) for m in metas])
+        results = run_tasks(
+            prepare_task,
+            [(root, m.name, config, table_path) for m in metas],
+            [workspace.dataset_path(m.name).stat().st_size for m in metas],
+        )
         for i, (meta, (ready, _, _)) in enumerate(zip(metas, results, strict=True)):
             if progress:
                 progress(i / (2 * len(metas)), f"{meta.name}: ranking genes")
@@ -540,13 +544,14 @@ def _build_graphs(
             return None
         return Counter(gene for other, genes in pools.items() if other != name for gene in genes)
 
+    building = [m for m, b in zip(metas, to_build, strict=True) if b]
     built = run_tasks(
         build_task,
         [
             (root, m.name, config, table_path, partner_counts(m.name), prepared.pop(m.name, None))
-            for m, b in zip(metas, to_build, strict=True)
-            if b
+            for m in building
         ],
+        [task_cost(m.n_cells, m.n_genes, config.n_genes) for m in building],
     )
     summaries = []
     for i, (meta, fingerprint, build) in enumerate(zip(metas, fingerprints, to_build, strict=True)):

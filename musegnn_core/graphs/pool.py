@@ -1,17 +1,23 @@
 """Building several datasets' graphs at once: a process pool bounded by cores and memory.
 
-Each dataset's graph (QC, gene ranking, residuals, CS-CORE) is computed by one task in a
-worker process; the parent keeps the order, the caching and every write
+Each dataset's graph (QC, gene ranking, residuals, CS-CORE) is computed by one task; the
+parent keeps the order, the caching and every write
 (:func:`musegnn_core.graphs.build.build_graphs`). A task is the same function the serial
 build calls, so a graph does not depend on where it was computed.
 
 How many workers: at most the usable cores and the datasets to build, and at most as
 many as the memory limit allows when the largest datasets happen to be built together
 (:func:`memory_estimate` of each, an upper estimate; the limit defaults to half of the
-memory available when the build starts). Each worker gets an equal share of the cores
-for its own threads. Workers are never forked from the calling process (a forked copy of
-a process that already runs OpenMP threads, as torch does, can deadlock): they come from
-a ``forkserver`` that has imported the graph code, or are spawned.
+memory available when the build starts). The calling process is one of the workers: it
+computes tasks in a thread from the first moment, while the others start; the most
+expensive tasks go first, and a task goes to whichever worker is free (none waits in the
+queue of a busy one). Every worker, the calling process included, runs its share of the
+cores' threads (torch and the BLAS, :func:`limited_threads`): more threads than cores
+(each helper's BLAS had started with all of them) made the pool slower than one process.
+With one thread per worker the helpers are forked from the calling process before it
+computes anything, with the graph code already imported; with more, they come from a
+``forkserver`` that has imported it (a forked copy of a process whose OpenMP threads have
+run hangs in its own first parallel region), or are spawned (:func:`worker_context`).
 
 This module imports no torch or numpy at load: a spawned worker sets its thread count
 before the numerical libraries are loaded.
@@ -23,9 +29,12 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +74,14 @@ def memory_estimate(n_cells: int, n_dataset_genes: int, n_graph_genes: int, file
     genes = max(1, min(n_graph_genes, n_dataset_genes or n_graph_genes))
     cells = max(1, n_cells)
     return int(WORKER_BASE_BYTES + 8 * file_bytes + 8 * 8 * cells * genes + 10 * 8 * genes * genes)
+
+
+def task_cost(n_cells: int, n_dataset_genes: int, n_graph_genes: int) -> float:
+    """A dataset's build time, relative: CS-CORE's gene x gene work, in part per cell
+    (its products) and in part fixed (its element-wise passes; about a thousand cells'
+    worth, as measured on the shared atlas). Only the order of the tasks uses it."""
+    genes = max(1, min(n_graph_genes, n_dataset_genes or n_graph_genes))
+    return float(genes) ** 2 * (max(1, n_cells) + 1000)
 
 
 def available_memory() -> int:
@@ -121,43 +138,167 @@ def timed(task: Callable, *args):
     return result, time.perf_counter() - start, peak_memory_bytes()
 
 
+@contextlib.contextmanager
+def limited_threads(threads: int) -> Iterator[None]:
+    """This process's torch and BLAS (OpenBLAS, MKL) at ``threads`` threads; restored after.
+
+    The BLAS reads its thread count once, when it loads: a worker forked from a server
+    that loaded NumPy with all the cores would otherwise run that many BLAS threads
+    beside every other worker's.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _start_worker(threads: int) -> None:
     for name in THREAD_COUNT_ENVS:
         os.environ[name] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
+    limited_threads(threads).__enter__()  # for the worker's lifetime
     with contextlib.suppress(ImportError, ValueError):
         import numba
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def worker_context():
-    """``forkserver`` where there is one: a clean server process imports the graph code
-    once and each worker is forked from it, instead of importing torch and scanpy itself
-    (seconds per worker). It never forks this process's running threads. Else ``spawn``."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+def worker_context(threads: int = 0):
+    """How the helpers start.
+
+    ``fork`` on Linux when each worker runs one thread: a helper is a copy of this
+    process, with the graph code already imported, ready in milliseconds. They are all
+    forked at once, before this process computes anything in the pool (see
+    :func:`task_runner`). With more threads per worker a forked copy could hang: GNU
+    OpenMP (torch's) does not survive a fork once its threads have run, and its next
+    parallel region waits for threads the copy does not have; at one thread torch never
+    opens one. Otherwise ``forkserver`` where there is one: a clean server process
+    imports the graph code once (seconds) and each helper is forked from it. Else
+    ``spawn``.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if threads == 1 and "fork" in methods and sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["musegnn_core.graphs.build"])
         return context
     return multiprocessing.get_context("spawn")
 
 
+def _serial(task: Callable, arguments: Iterable[tuple], costs=None) -> Iterator:
+    return (timed(task, *args) for args in arguments)
+
+
 @contextlib.contextmanager
-def task_runner(plan: PoolPlan | None) -> Iterator[Callable[[Callable, Iterable[tuple]], Iterator]]:
-    """``run(task, argument_tuples)``: the results of ``timed(task, *args)`` in order,
-    computed lazily here (no plan, or one worker) or by the pool's workers."""
+def task_runner(plan: PoolPlan | None) -> Iterator[Callable[..., Iterator]]:
+    """``run(task, argument_tuples, costs=None)``: the results of ``timed(task, *args)`` in
+    the order of the arguments, computed lazily here (no plan, or one worker) or by the
+    pool: this process and ``plan.workers - 1`` helper processes, the tasks of the
+    largest ``costs`` first."""
     if plan is None or plan.workers == 1:
-        yield lambda task, arguments: (timed(task, *args) for args in arguments)
+        yield _serial
         return
-    context = worker_context()
-    with ProcessPoolExecutor(
-        plan.workers, mp_context=context, initializer=_start_worker, initargs=(plan.threads,)
-    ) as executor:
+    context = worker_context(plan.threads)
+    with (
+        ProcessPoolExecutor(
+            plan.workers - 1,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(plan.threads,),
+        ) as executor,
+        limited_threads(plan.threads),
+    ):
+        if context.get_start_method() == "fork":
+            # The executor forks all its helpers at its first task: now, while this
+            # process runs no thread of the pool's.
+            wait([executor.submit(os.getpid) for _ in range(plan.workers - 1)])
+        runs: list[_SharedRun] = []
 
-        def run(task: Callable, arguments: Iterable[tuple]) -> Iterator:
-            futures = [executor.submit(timed, task, *args) for args in arguments]
-            return (future.result() for future in futures)
+        def run(task: Callable, arguments: Iterable[tuple], costs=None) -> Iterator:
+            shared = _SharedRun(executor, plan.workers - 1, task, list(arguments), costs)
+            runs.append(shared)
+            return shared.results()
 
-        yield run
+        try:
+            yield run
+        finally:
+            for shared in runs:
+                shared.stop()
+
+
+class _SharedRun:
+    """One batch of tasks shared by this process (a thread) and the helper processes.
+
+    A helper is handed one task at a time, when it is free, so that no task waits behind
+    a busy helper while this process could take it.
+    """
+
+    def __init__(
+        self,
+        executor: ProcessPoolExecutor,
+        helpers: int,
+        task: Callable,
+        arguments: list[tuple],
+        costs: Sequence[float] | None,
+    ) -> None:
+        self.task, self.arguments = task, arguments
+        order = range(len(arguments))
+        if costs is not None:
+            order = sorted(order, key=lambda i: -costs[i])  # stable: ties keep their order
+        self.pending = deque(order)
+        self.slots: list[Future] = [Future() for _ in arguments]
+        self.lock = threading.Lock()
+        self.executor, self.helpers = executor, helpers
+        self.threads = [
+            threading.Thread(target=self._compute_here, name="graph-pool-here", daemon=True),
+            threading.Thread(target=self._feed_helpers, name="graph-pool-feed", daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _take(self) -> int | None:
+        with self.lock:
+            return self.pending.popleft() if self.pending else None
+
+    def _compute_here(self) -> None:
+        while (i := self._take()) is not None:
+            try:
+                self.slots[i].set_result(timed(self.task, *self.arguments[i]))
+            except BaseException as exc:
+                self.slots[i].set_exception(exc)
+
+    def _feed_helpers(self) -> None:
+        running: dict[Future, int] = {}
+        while True:
+            while len(running) < self.helpers and (i := self._take()) is not None:
+                try:
+                    running[self.executor.submit(timed, self.task, *self.arguments[i])] = i
+                except BaseException as exc:  # the pool is broken or shut down
+                    self.slots[i].set_exception(exc)
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                i = running.pop(future)
+                if future.exception() is not None:
+                    self.slots[i].set_exception(future.exception())
+                else:
+                    self.slots[i].set_result(future.result())
+
+    def results(self) -> Iterator:
+        for slot in self.slots:
+            yield slot.result()
+
+    def stop(self) -> None:
+        """Start no further task (the caller stopped reading, or failed); wait for those
+        under way."""
+        with self.lock:
+            self.pending.clear()
+        for thread in self.threads:
+            thread.join()
