@@ -96,6 +96,7 @@ def build_once(args: argparse.Namespace) -> int:
     if plan is not None:
         out["plan"] = plan.describe()
         out["workers"] = plan.workers
+        out["in_threads"] = plan.in_threads
         out["limit"] = plan.memory_limit
     print(json.dumps(out))
     return 0
@@ -145,7 +146,8 @@ def main() -> int:
                 results[mode] = run_one(root, mode, args)
                 results[mode]["load"] = f"{before} -> {load_text()}"
             serial, pooled = results["serial"], results["pool"]
-            peak = pooled["own_peak"] + (pooled["workers"] - 1) * pooled["helper_peak"]
+            helpers = 0 if pooled["in_threads"] else pooled["workers"] - 1
+            peak = pooled["own_peak"] + helpers * pooled["helper_peak"]
             rows.append((serial["seconds"], pooled["seconds"]))
             print(
                 f"rep {repeat + 1}: serial {serial['seconds']:.1f} s (load {serial['load']}), "
@@ -154,13 +156,13 @@ def main() -> int:
             )
             print(
                 f"  CPU seconds: serial {serial['cpu']:.1f}, pool {pooled['cpu']:.1f} "
-                "(a forkserver's own are not counted)"
+                "(helper processes from a forkserver are not counted)"
             )
             print(f"  pool plan: {pooled['plan']}")
             print(
                 f"  pool peak memory, all its processes together (at most): {peak / GB:.2f} GB "
                 f"(this process {pooled['own_peak'] / GB:.2f} GB + "
-                f"{pooled['workers'] - 1} helper(s) x {pooled['helper_peak'] / GB:.2f} GB); "
+                f"{helpers} helper process(es) x {pooled['helper_peak'] / GB:.2f} GB); "
                 f"limit {pooled['limit'] / GB:.1f} GB: "
                 f"{'within' if peak <= pooled['limit'] else 'OVER'}"
             )

@@ -14,10 +14,11 @@ expensive tasks go first, and a task goes to whichever worker is free (none wait
 queue of a busy one). Every worker, the calling process included, runs its share of the
 cores' threads (torch and the BLAS, :func:`limited_threads`): more threads than cores
 (each helper's BLAS had started with all of them) made the pool slower than one process.
-With one thread per worker the helpers are forked from the calling process before it
-computes anything, with the graph code already imported; with more, they come from a
-``forkserver`` that has imported it (a forked copy of a process whose OpenMP threads have
-run hangs in its own first parallel region), or are spawned (:func:`worker_context`).
+When each worker runs one thread (as many workers as cores), the helpers are threads of
+the calling process: the numerical kernels (BLAS, torch) release the GIL, nothing is
+pickled and nothing starts up. Otherwise they are processes from a ``forkserver`` that
+has imported the graph code (or are spawned), never forked from the calling process
+(:func:`worker_context`), and this process computes while they start.
 
 This module imports no torch or numpy at load: a spawned worker sets its thread count
 before the numerical libraries are loaded.
@@ -29,12 +30,17 @@ import contextlib
 import multiprocessing
 import os
 import resource
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +61,17 @@ class PoolPlan:
     memory_limit: int  # bytes the workers may hold together
     largest_estimate: int  # bytes of the largest dataset's build (upper estimate)
 
+    @property
+    def in_threads(self) -> bool:
+        """Whether the workers are threads of this process (one thread each) rather than
+        processes: no start-up (a helper process imports torch first: seconds of CPU),
+        nothing pickled, and the numerical kernels release the GIL."""
+        return self.workers > 1 and self.threads == 1
+
     def describe(self) -> str:
+        where = " in this process" if self.in_threads else ""
         return (
-            f"{self.workers} worker(s) x {self.threads} thread(s), memory limit "
+            f"{self.workers} worker(s){where} x {self.threads} thread(s), memory limit "
             f"{self.memory_limit / GB:.1f} GB (largest dataset about "
             f"{self.largest_estimate / GB:.2f} GB)"
         )
@@ -158,33 +172,33 @@ def limited_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+#: A helper's thread limits, held for its lifetime (a context left to the garbage
+#: collector would be closed, and the limits undone, at once).
+_HELPER_LIMITS: list = []
+
+
 def _start_worker(threads: int) -> None:
     for name in THREAD_COUNT_ENVS:
         os.environ[name] = str(threads)
-    limited_threads(threads).__enter__()  # for the worker's lifetime
+    limits = limited_threads(threads)
+    limits.__enter__()
+    _HELPER_LIMITS.append(limits)
     with contextlib.suppress(ImportError, ValueError):
         import numba
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def worker_context(threads: int = 0):
-    """How the helpers start.
+def worker_context():
+    """``forkserver`` where there is one: a clean server process imports the graph code
+    once and each helper is forked from it, instead of importing torch itself (seconds
+    per helper). Else ``spawn``.
 
-    ``fork`` on Linux when each worker runs one thread: a helper is a copy of this
-    process, with the graph code already imported, ready in milliseconds. They are all
-    forked at once, before this process computes anything in the pool (see
-    :func:`task_runner`). With more threads per worker a forked copy could hang: GNU
-    OpenMP (torch's) does not survive a fork once its threads have run, and its next
-    parallel region waits for threads the copy does not have; at one thread torch never
-    opens one. Otherwise ``forkserver`` where there is one: a clean server process
-    imports the graph code once (seconds) and each helper is forked from it. Else
-    ``spawn``.
+    Never a fork of the calling process: a copy of a process with other threads (the app's
+    server, torch's OpenMP team, a test runner's) inherits their locks, and one such copy
+    hung for good in its first torch call, even at one thread.
     """
-    methods = multiprocessing.get_all_start_methods()
-    if threads == 1 and "fork" in methods and sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
-    if "forkserver" in methods:
+    if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["musegnn_core.graphs.build"])
         return context
@@ -199,25 +213,22 @@ def _serial(task: Callable, arguments: Iterable[tuple], costs=None) -> Iterator:
 def task_runner(plan: PoolPlan | None) -> Iterator[Callable[..., Iterator]]:
     """``run(task, argument_tuples, costs=None)``: the results of ``timed(task, *args)`` in
     the order of the arguments, computed lazily here (no plan, or one worker) or by the
-    pool: this process and ``plan.workers - 1`` helper processes, the tasks of the
-    largest ``costs`` first."""
+    pool: this process and ``plan.workers - 1`` helpers, the tasks of the largest
+    ``costs`` first. The helpers are threads of this process when each worker runs one
+    thread (:attr:`PoolPlan.in_threads`), else processes (:func:`worker_context`)."""
     if plan is None or plan.workers == 1:
         yield _serial
         return
-    context = worker_context(plan.threads)
-    with (
-        ProcessPoolExecutor(
+    if plan.in_threads:
+        helpers = ThreadPoolExecutor(plan.workers - 1, thread_name_prefix="graph-pool")
+    else:
+        helpers = ProcessPoolExecutor(
             plan.workers - 1,
-            mp_context=context,
+            mp_context=worker_context(),
             initializer=_start_worker,
             initargs=(plan.threads,),
-        ) as executor,
-        limited_threads(plan.threads),
-    ):
-        if context.get_start_method() == "fork":
-            # The executor forks all its helpers at its first task: now, while this
-            # process runs no thread of the pool's.
-            wait([executor.submit(os.getpid) for _ in range(plan.workers - 1)])
+        )
+    with helpers as executor, limited_threads(plan.threads):
         runs: list[_SharedRun] = []
 
         def run(task: Callable, arguments: Iterable[tuple], costs=None) -> Iterator:
@@ -235,8 +246,8 @@ def task_runner(plan: PoolPlan | None) -> Iterator[Callable[..., Iterator]]:
 class _SharedRun:
     """One batch of tasks shared by this process (a thread) and the helper processes.
 
-    A helper is handed one task at a time, when it is free, so that no task waits behind
-    a busy helper while this process could take it.
+    A helper is handed one task at a time, when it is up and free, so that no task waits
+    behind a busy or starting helper while this process could take it.
     """
 
     def __init__(
@@ -274,22 +285,28 @@ class _SharedRun:
                 self.slots[i].set_exception(exc)
 
     def _feed_helpers(self) -> None:
-        running: dict[Future, int] = {}
-        while True:
-            while len(running) < self.helpers and (i := self._take()) is not None:
-                try:
-                    running[self.executor.submit(timed, self.task, *self.arguments[i])] = i
-                except BaseException as exc:  # the pool is broken or shut down
-                    self.slots[i].set_exception(exc)
-            if not running:
-                return
+        # A helper gets a task once it is up (a forkserver's helper takes seconds to
+        # start): each warm-up that returns frees one helper; so does each finished task.
+        running: dict[Future, int | None] = {}
+        with contextlib.suppress(Exception):  # a broken pool: this process computes all
+            for _ in range(self.helpers):
+                running[self.executor.submit(os.getpid)] = None
+        while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 i = running.pop(future)
-                if future.exception() is not None:
-                    self.slots[i].set_exception(future.exception())
-                else:
-                    self.slots[i].set_result(future.result())
+                if i is not None:
+                    if future.exception() is not None:
+                        self.slots[i].set_exception(future.exception())
+                    else:
+                        self.slots[i].set_result(future.result())
+                elif future.exception() is not None:
+                    continue  # no helper: leave the tasks to this process
+                if (i := self._take()) is not None:
+                    try:
+                        running[self.executor.submit(timed, self.task, *self.arguments[i])] = i
+                    except Exception as exc:  # the pool is broken or shut down
+                        self.slots[i].set_exception(exc)
 
     def results(self) -> Iterator:
         for slot in self.slots:
