@@ -50,7 +50,7 @@ from .runs import (
     run_folder,
     same_process_alive,
 )
-from .storage import atomic_write_json, file_lock, read_json
+from .storage import TMP_PREFIX, atomic_write_json, file_lock, read_json
 from .threads import THREADS_ENV, usable_cores
 from .workspace import Workspace, now_iso
 
@@ -217,7 +217,12 @@ def job_alive(record: dict | None) -> bool:
 def all_jobs(workspace: Workspace, kind: str = "train") -> list[dict]:
     """The records of every job of a kind, newest first."""
     folder = workspace.jobs_dir if kind == "train" else workspace.jobs_dir / kind
-    records = [read_json(p, None) for p in folder.glob("*.json") if ".config" not in p.suffixes]
+    records = [
+        read_json(p, None)
+        for p in folder.glob("*.json")
+        # Not a record being written (atomic_path's temporary file, also *.json).
+        if ".config" not in p.suffixes and not p.name.startswith(TMP_PREFIX)
+    ]
     return sorted((r for r in records if r), key=lambda r: r.get("started_at", ""), reverse=True)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import ClassVar
 
@@ -87,15 +88,18 @@ def test_the_launch_setting_is_declared_once_with_bounds():
 
 
 class FakeProcess:
-    """Stands in for the training process: records its command and environment."""
+    """Stands in for the training process: records its command and environment, and
+    runs (as this process's pid) until the test ends."""
 
     started: ClassVar[list[dict]] = []
+    ended: ClassVar[threading.Event] = threading.Event()
 
     def __init__(self, argv, **options):
         self.pid = os.getpid()
         FakeProcess.started.append({"argv": list(argv), "env": options.get("env", {})})
 
     def wait(self):
+        FakeProcess.ended.wait()
         return 0
 
 
@@ -112,8 +116,10 @@ def sim_ws(sim_template, tmp_path, monkeypatch):
     shutil.copytree(sim_template, root)
     monkeypatch.setenv("MUSEGNN_WORKSPACE", str(root))
     FakeProcess.started = []
+    FakeProcess.ended = threading.Event()
     monkeypatch.setattr(jobs.subprocess, "Popen", FakeProcess)
-    return Workspace.open(root)
+    yield Workspace.open(root)
+    FakeProcess.ended.set()
 
 
 def test_a_job_started_with_two_processes_runs_torchrun(sim_ws, monkeypatch):
@@ -163,3 +169,12 @@ def test_the_train_page_hides_the_control_below_two_gpus(sim_ws, monkeypatch, gp
     [started] = FakeProcess.started
     assert started["argv"][:4] == [sys.executable, "-m", "musegnn_core", "train"]
     assert jobs.read_job(sim_ws, "page")["processes"] == 1
+
+
+def test_a_job_record_being_written_is_not_read(tmp_path):
+    """atomic_path's temporary file beside a record ends in .json too, and is empty at first."""
+    ws = Workspace.open(tmp_path / "ws")
+    ws.jobs_dir.mkdir(parents=True, exist_ok=True)
+    (ws.jobs_dir / ".tmp-r.json.x1y2.json").write_text("")
+    (ws.jobs_dir / "r.json").write_text('{"run": "r", "started_at": "2026"}')
+    assert [record["run"] for record in jobs.all_jobs(ws)] == ["r"]
