@@ -385,6 +385,14 @@ class ModelConfig:
         },
         flag="--reconstruction",
     )
+    shared_gene_vectors: bool = setting(
+        False,
+        "Shared gene vectors",
+        help="A learned vector per gene, the same in every dataset that holds the gene "
+        "(matched by name or human ortholog), added to the first layer's output: what one "
+        "dataset's graph teaches about a gene reaches its instances in all the others.",
+        flag="--shared-gene-vectors",
+    )
     negatives_per_edge: float = setting(
         1.0,
         "Non-edges per edge",
@@ -548,7 +556,10 @@ PRESETS: dict[str, TrainConfig] = {
         lr_decoder=1e-3,
         checkpoint_every=10,
         model=ModelConfig(
-            decoder="inner", reconstruction="sampled", similarity_normalisation="weight"
+            decoder="inner",
+            reconstruction="sampled",
+            similarity_normalisation="weight",
+            shared_gene_vectors=True,
         ),
         graph=GraphConfig(
             n_genes=2500,
@@ -712,6 +723,8 @@ def preset_summary(preset: str) -> str:
         else f"all significant {sign}edges"
     )
     decoder = {"mlp": "MLP decoder", "inner": "inner-product decoder"}.get(m.decoder, m.decoder)
+    if m.shared_gene_vectors:
+        decoder += ", a learned vector per gene shared by its datasets"
     return (
         f"{config.epochs} epochs, learning rates {config.lr_encoder:g} / {config.lr_decoder:g} "
         f"(encoder / decoder), {decoder}, {genes}, {edges}: {PRESET_PURPOSE.get(preset, '')}"

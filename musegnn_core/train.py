@@ -39,7 +39,7 @@ from .model.module import (
     edge_index_from_adjacency,
     undirected_edges,
 )
-from .model.pairs import compute_all_pair_stats, resample_neighbours
+from .model.pairs import compute_all_pair_stats, gene_vocabulary, resample_neighbours
 from .progress import ProgressRecorder
 from .runs import Run, check_run_name, get_run, list_runs, new_run_name, run_folder
 from .settings import (  # noqa: F401 (GraphConfig, ModelConfig, PRESETS: re-exported)
@@ -149,6 +149,7 @@ class TrainingState:
 
 
 def dataset_specs(graphs: list[GeneGraph], share: str) -> list[DatasetSpec]:
+    vocabulary = gene_vocabulary([g.genes for g in graphs])
     return [
         DatasetSpec(
             name=g.dataset,
@@ -157,6 +158,7 @@ def dataset_specs(graphs: list[GeneGraph], share: str) -> list[DatasetSpec]:
             group=sharing_group(
                 g.info.get("tissue", "unknown"), g.info.get("modality", "scrna"), share
             ),
+            gene_ids=np.array([vocabulary[gene] for gene in g.genes], dtype=np.int64),
         )
         for g in graphs
     ]

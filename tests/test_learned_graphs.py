@@ -157,6 +157,7 @@ def test_partner_reconstruction_and_schedule_train_end_to_end(tmp_path):
         decoder="cosine",
         reconstruction="sampled",
         alignment="contrastive",
+        shared_gene_vectors=True,
         graph=GraphConfig(n_genes=80, selection="shared", edges_per_gene=10, edge_sign="positive"),
     )
     run = train(ws, config, run_name="all-options")
@@ -165,3 +166,9 @@ def test_partner_reconstruction_and_schedule_train_end_to_end(tmp_path):
     state = load_checkpoint(run, torch.device("cpu"))
     lrs = [g["lr"] for g in state["optimizer"]["param_groups"]]
     assert lrs[0] == pytest.approx(config.lr_encoder * 0.1)
+    # One row per distinct gene of the run, saved with the model; a resumed run rebuilds the
+    # same vocabulary from its graphs and loads them.
+    n_genes = run.embedding().obs["gene"].nunique()
+    assert state["model"]["gene_vectors.weight"].shape == (n_genes, 128)
+    resumed = train(ws, make_config("quick", epochs=5), run_name="all-options", resume=True)
+    assert len(resumed.losses()) == 5

@@ -113,6 +113,33 @@ def test_parameters_are_shared_within_a_group_and_not_across():
     assert all(p.grad is None for p in model.dataset_module(2).parameters())
 
 
+def test_shared_gene_vectors_tie_a_genes_instances_across_datasets():
+    # Gene 7 of the vocabulary is row 0 of dataset a and row 3 of dataset b; gene 5 is in
+    # a only. A loss on dataset a reaches gene 7's vector, so b's encoding of it changes.
+    specs = [
+        DatasetSpec("a", n_cells=6, n_genes=4, group="g", gene_ids=np.array([7, 5, 0, 1])),
+        DatasetSpec("b", n_cells=5, n_genes=4, group="g", gene_ids=np.array([2, 3, 4, 7])),
+    ]
+    torch.manual_seed(0)
+    model = MuSeGNNModule(specs, ModelConfig(shared_gene_vectors=True))
+    assert model.gene_vectors.num_embeddings == 8
+    assert model.gene_vectors.weight in set(model.encoder_parameters())
+    x_a, edges_a, _ = _random_inputs(4, 6, seed=1)
+    model.encode(0, x_a, edges_a)[0].sum().backward()
+    grad = model.gene_vectors.weight.grad
+    assert grad[7].abs().sum() > 0 and grad[[2, 3, 4]].abs().sum() == 0
+    x_b, edges_b, _ = _random_inputs(4, 5, seed=2)
+    with torch.no_grad():
+        before = model.encode(1, x_b, edges_b)
+        model.gene_vectors.weight[7] += 1.0
+        after = model.encode(1, x_b, edges_b)
+    assert not torch.allclose(before, after)
+    # Without gene ids the option cannot work: said plainly, not an index error.
+    with pytest.raises(ValidationError, match="gene ids"):
+        MuSeGNNModule([DatasetSpec("c", 3, 4, "g")], ModelConfig(shared_gene_vectors=True))
+    assert MuSeGNNModule([DatasetSpec("c", 3, 4, "g")]).gene_vectors is None
+
+
 def test_global_sharing_uses_one_group():
     _, model = _three_datasets(ModelConfig(share="global"))
     assert {model.group_of(i) for i in range(3)} == {"global"}

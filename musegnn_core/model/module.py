@@ -38,6 +38,9 @@ class DatasetSpec:
     n_cells: int
     n_genes: int
     group: str
+    #: Each gene's position in the run's gene vocabulary (names matched across datasets);
+    #: needed by ``shared_gene_vectors``.
+    gene_ids: np.ndarray | None = None
 
 
 class MLPEdgeDecoder(nn.Module):
@@ -98,6 +101,11 @@ class CosineEdgeDecoder(nn.Module):
         u, v = z.index_select(0, pairs[0]), z.index_select(0, pairs[1])
         cos = nn.functional.cosine_similarity(u, v, dim=1, eps=1e-8)
         return self.log_scale.exp() * cos + self.bias
+
+
+#: Shared gene vectors start small beside layer 1's normalised output (unit scale), so the
+#: cell features lead at first and the vectors grow only where graphs agree.
+GENE_VECTOR_INIT_STD = 0.1
 
 
 class _DatasetLayers(nn.Module):
@@ -174,6 +182,17 @@ class MuSeGNNModule(nn.Module):
         )
         self.groups = nn.ModuleDict({key: _GroupLayers(config) for key in group_keys.values()})
         self.act = nn.Mish()
+        self.gene_vectors = None
+        if config.shared_gene_vectors:
+            if any(s.gene_ids is None or len(s.gene_ids) != s.n_genes for s in specs):
+                raise ValidationError("Shared gene vectors need every dataset's gene ids.")
+            n_vocabulary = 1 + max(int(np.max(s.gene_ids, initial=-1)) for s in specs)
+            self.gene_vectors = nn.Embedding(n_vocabulary, config.hidden * config.heads1)
+            nn.init.normal_(self.gene_vectors.weight, std=GENE_VECTOR_INIT_STD)
+            for key, s in zip(self._dataset_key, specs, strict=True):
+                self.register_buffer(
+                    f"ids_{key}", torch.as_tensor(s.gene_ids, dtype=torch.long), persistent=False
+                )
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -199,6 +218,8 @@ class MuSeGNNModule(nn.Module):
         d = self.dataset_module(i)
         g = self.group_module(i)
         h1 = self.act(d.norm(d.conv(x, edge_index)))
+        if self.gene_vectors is not None:
+            h1 = h1 + self.gene_vectors(getattr(self, f"ids_{self._dataset_key[i]}"))
         h2 = self.act(g.norm(g.conv(h1, edge_index)))
         return g.out(h2, edge_index) + g.residual(h1, edge_index)
 
@@ -222,6 +243,8 @@ class MuSeGNNModule(nn.Module):
         for d in self.datasets.values():
             yield from d.conv.parameters()
             yield from d.norm.parameters()
+        if self.gene_vectors is not None:
+            yield from self.gene_vectors.parameters()
         yield from self.groups.parameters()
 
     def dataset_encoder_parameters(self) -> Iterator[nn.Parameter]:

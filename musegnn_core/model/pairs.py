@@ -101,7 +101,8 @@ def _index_graph(genes: Sequence[str], adjacency, vocabulary: dict[str, int]) ->
     return _Indexed(vocab_ids, a, incidence, np.diff(a.indptr).astype(np.int64))
 
 
-def _vocabulary(gene_lists: Sequence[Sequence[str]]) -> dict[str, int]:
+def gene_vocabulary(gene_lists: Sequence[Sequence[str]]) -> dict[str, int]:
+    """Each gene name's position, in order of first appearance over ``gene_lists``."""
     vocabulary: dict[str, int] = {}
     for genes in gene_lists:
         for g in genes:
@@ -206,7 +207,7 @@ def compute_pair_stats(
     exclude_self: bool = False,
 ) -> PairStats:
     """Statistics of the ordered pair (t, s); ``rng`` draws the neighbours."""
-    vocabulary = _vocabulary([genes_t, genes_s])
+    vocabulary = gene_vocabulary([genes_t, genes_s])
     t = _index_graph(genes_t, adj_t, vocabulary)
     s = _index_graph(genes_s, adj_s, vocabulary)
     common_t, common_s, weights = _common(t, s)
@@ -221,7 +222,7 @@ def compute_all_pair_stats(
     Neighbour draws of pair (t, s) come from ``np.random.default_rng([seed, t, s])``,
     so they depend only on the seed and the two positions, not on the other graphs.
     """
-    vocabulary = _vocabulary([g.genes for g in graphs])
+    vocabulary = gene_vocabulary([g.genes for g in graphs])
     indexed = [_index_graph(g.genes, g.adjacency, vocabulary) for g in graphs]
     n_vocab = len(vocabulary)
     out: dict[tuple[int, int], PairStats] = {}
