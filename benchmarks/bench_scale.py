@@ -151,6 +151,11 @@ def main() -> int:
     parser.add_argument("--n-genes", type=int, default=300, help="genes per graph")
     parser.add_argument("--real", action="store_true", help="also the 16 shared datasets")
     parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads per training process (default: the usable cores shared among them)",
+    )
+    parser.add_argument(
         "--gpu-json",
         type=Path,
         help="bench_gpu.py --out of a GPU run: extrapolate a paper-scale run from it",
@@ -175,7 +180,7 @@ def main() -> int:
             )
             graphs_s = time.perf_counter() - start
             for count in processes:
-                threads = str(max(1, cores // count))
+                threads = str(args.threads or max(1, cores // count))
                 env = {**os.environ, "MUSEGNN_THREADS": threads, "OMP_NUM_THREADS": threads}
                 command = train_command(workspace, count, args.epochs, args.n_genes)
                 code, peaks = run_watched(command, env, ranks_are_children=count > 1)
