@@ -110,6 +110,26 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def select_cluster_by_click(page, attempts: int = 3) -> None:
+    """Click the UMAP's first point until the page says a cluster is selected.
+
+    A click on the WebGL chart is sometimes lost: the page stays unselected, no error (two
+    of three runs on the loaded 2-core machine; the cause is not found). A user clicks
+    again, and so does the test, at most ``attempts`` times; the attempts are printed.
+    """
+    message = page.get_by_text("Selected cluster", exact=False).first
+    for attempt in range(1, attempts + 1):
+        click_first_umap_point(page)
+        settle(page)
+        try:
+            message.wait_for(state="visible", timeout=15_000)
+            print(f"cluster selected after {attempt} click(s)")
+            return
+        except Exception:
+            page.wait_for_timeout(2_000)
+    raise AssertionError(f"No cluster selected after {attempts} clicks on the UMAP")
+
+
 def click_first_umap_point(page) -> None:
     """Click the first point of the UMAP (WebGL) at its pixel position."""
     chart = page.locator(".js-plotly-plot").first
@@ -190,8 +210,7 @@ def walk_through(page, app_url: str, expect) -> None:
 
     page.get_by_role("link", name="Embedding").first.click()
     settle(page)
-    click_first_umap_point(page)
-    settle(page)
+    select_cluster_by_click(page)
     expect(page.get_by_text("at resolution", exact=False).first).to_be_visible()
     # The clicked point's cluster is named and highlighted: its label in the message and
     # the selection box, the cluster in colour and every other point grey.
