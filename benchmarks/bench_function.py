@@ -27,7 +27,7 @@ from musegnn_core.data.importer import import_datasets
 from musegnn_core.graphs.build import build_graphs
 from musegnn_core.paths import shared_data_dir
 from musegnn_core.runs import run_folder
-from musegnn_core.train import graph_build_workers, make_config, train
+from musegnn_core.train import make_config, train
 from musegnn_core.workspace import Workspace
 
 
@@ -49,7 +49,7 @@ def fill(ws: Workspace, extra: bool) -> None:
 def train_timed(ws: Workspace, preset: str, epochs: int | None, name: str) -> dict:
     config = make_config(preset, epochs=epochs)
     start = time.perf_counter()
-    build_graphs(ws, config=config.graph, workers=graph_build_workers(config.graph))
+    build_graphs(ws, config=config.graph)
     graphs_s = time.perf_counter() - start
     marks: dict[str, float] = {}
 

@@ -381,19 +381,10 @@ def add_umap_and_clusters(adata, config: TrainConfig) -> None:
 
 
 # ---------------------------------------------------------------------- the entry
-def graph_build_workers(graph: GraphConfig) -> int | str:
-    """How a training builds its missing graphs: on a CPU side by side within the usable
-    cores and memory (the same graphs; 1.7x faster for the shared atlas on 2 cores), on a
-    GPU in one process that keeps CS-CORE on the device."""
-    return "auto" if resolve_device(graph.device) == "cpu" else 1
-
-
 def _prepare_graphs(
     workspace: Workspace, datasets: list[str] | None, config: TrainConfig
 ) -> tuple[list[GeneGraph], list[str]]:
-    summaries = build_graphs(
-        workspace, datasets, config.graph, workers=graph_build_workers(config.graph)
-    )
+    summaries = build_graphs(workspace, datasets, config.graph)
     graphs = [load_graph(workspace, s.dataset, s.fingerprint) for s in summaries]
     return graphs, [s.fingerprint for s in summaries]
 
