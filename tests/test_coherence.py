@@ -145,3 +145,31 @@ def test_edge_auc_by_dataset_and_same_gene_alignment():
     worse = C.same_gene_alignment(C.embedding_blocks(emb))
     assert worse["top1"] < 1.0
     assert binary_auc(np.array([1, 0]), np.array([0.9, 0.1])) == 1.0
+
+
+def test_per_dataset_coherence_scores_each_dataset_alone():
+    """Noise shared by both datasets and noise drawn afresh in each give datasets of the same
+    quality: ``per_dataset`` scores them alike, while ``within`` rewards the fresh noise,
+    whose average over the two datasets is cleaner than either."""
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(10, 8))
+    genes = [f"G{i}" for i in range(400)]
+    module = {g: i // 40 for i, g in enumerate(genes)}
+    sets = {f"m{k}": [g for g in genes if module[g] == k] for k in range(10)}
+    noise = {g: 2.0 * rng.normal(size=8) for g in genes}
+    shared = [(d, g, centres[module[g]] + noise[g]) for d in ("d1", "d2") for g in genes]
+    fresh = [(d, g, centres[module[g]] + 2.0 * rng.normal(size=8)) for d, g, _ in shared]
+    one = {
+        k: C.coherence_scores(C.embedding_blocks(_embedding(r)), {"lib": sets}, seed=0)
+        for k, r in (("shared", shared), ("fresh", fresh))
+    }
+    assert 0.6 < one["shared"]["coherence_per_dataset:lib"] < 0.9
+    gap = one["fresh"]["coherence_per_dataset:lib"] - one["shared"]["coherence_per_dataset:lib"]
+    assert abs(gap) < 0.03
+    assert one["fresh"]["coherence_within:lib"] > one["shared"]["coherence_within:lib"] + 0.03
+    # A dataset without annotated genes is left out of the mean.
+    blocks = C.embedding_blocks(
+        _embedding([*shared, ("d3", "X1", [1.0] * 8), ("d3", "X2", [0.5] * 8)])
+    )
+    own = C.per_dataset_coherence(blocks, sets)
+    assert np.isnan(own["d3"]) and np.isfinite(own["d1"])

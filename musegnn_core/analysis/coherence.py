@@ -7,6 +7,11 @@ is scored on the same pairs:
 * ``within``: the similarity of two genes is the mean, over the datasets that hold both,
   of the cosine of their two rows in that dataset. This is what one dataset's embedding
   (or co-expression) knows, averaged where there is more than one.
+* ``per_dataset``: each dataset's own AUROC over the pairs it holds, averaged over the
+  datasets. ``within`` averages a pair's cosines over the datasets holding both, which
+  rewards a method whose datasets err independently (the average of independent noisy
+  estimates is better than any one of them), so it cannot tell whether each dataset's
+  vectors are better; ``per_dataset`` can.
 * ``unified``: the cosine of each gene's *mean* embedding over its datasets, which is
   what the UMAP, the clusters and the neighbour lists use. It scores pairs whether or not
   any dataset holds both genes, so it shows what integration passes on.
@@ -45,6 +50,8 @@ from .metrics import binary_auc
 
 #: Pairs drawn per class (sharing a set / sharing none) for each measure.
 PAIRS_PER_CLASS = 20_000
+#: Pairs drawn per class in each dataset for ``per_dataset``.
+PAIRS_PER_CLASS_PER_DATASET = 5_000
 #: Bins of "datasets holding both genes" for the breakdown of ``within``.
 SHARED_BINS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, 10**9, "5+"))
 
@@ -234,11 +241,28 @@ def unified_similarity(blocks: GeneBlocks, pairs: GenePairs) -> np.ndarray:
     return np.einsum("ij,ij->i", U[pairs.first], U[pairs.second])
 
 
+def per_dataset_coherence(
+    blocks: GeneBlocks,
+    gene_sets: Mapping[str, Sequence[str]],
+    per_class: int = PAIRS_PER_CLASS_PER_DATASET,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Per dataset, the AUROC of its own cosines over pairs of its own genes (NaN when it
+    holds no pair sharing a set, or none sharing none)."""
+    out = {}
+    for name in blocks.datasets:
+        alone = GeneBlocks({name: blocks.genes[name]}, {name: blocks.vectors[name]}, True)
+        pairs = sample_gene_pairs(alone, gene_sets, "within", per_class, seed)
+        out[name] = binary_auc(pairs.label, within_similarity(alone, pairs))
+    return out
+
+
 def coherence_scores(
     blocks: GeneBlocks, libraries: Mapping[str, Mapping[str, Sequence[str]]], seed: int = 0
 ) -> dict[str, float]:
-    """``coherence_within:<lib>``, ``coherence_unified:<lib>`` and the ``within`` AUROC by
-    datasets holding both genes, ``coherence_within[<bin>]:<lib>``, per library."""
+    """``coherence_within:<lib>``, ``coherence_unified:<lib>``,
+    ``coherence_per_dataset:<lib>`` (mean over datasets; NaN if none can be scored) and the
+    ``within`` AUROC by datasets holding both genes, ``coherence_within[<bin>]:<lib>``."""
     out: dict[str, float] = {}
     for lib, sets in libraries.items():
         universe = pair_universe(blocks, sets)
@@ -248,6 +272,9 @@ def coherence_scores(
         for low, high, name in SHARED_BINS:
             keep = (pairs.n_shared >= low) & (pairs.n_shared <= high)
             out[f"coherence_within[{name}]:{lib}"] = binary_auc(pairs.label[keep], within[keep])
+        own = np.array(list(per_dataset_coherence(blocks, sets, seed=seed).values()))
+        own = own[np.isfinite(own)]
+        out[f"coherence_per_dataset:{lib}"] = float(own.mean()) if own.size else float("nan")
         pairs = sample_gene_pairs(blocks, sets, "unified", seed=seed, universe=universe)
         out[f"coherence_unified:{lib}"] = binary_auc(pairs.label, unified_similarity(blocks, pairs))
     return out

@@ -31,6 +31,9 @@ METRIC_READING = {
     "coherence_within": "function inside each dataset: genes sharing a gene set are closer "
     "than genes sharing none, judged where a dataset holds both (AUROC; 0.5 = chance). "
     "Co-expression itself is the bar to beat.",
+    "coherence_per_dataset": "function inside each dataset on its own: each dataset's AUROC "
+    "over the pairs it holds, averaged over datasets. Unlike 'within', no pair's score is an "
+    "average over datasets, so a method whose datasets err independently gains nothing.",
     "coherence_unified": "function after integration: the same, with each gene's mean "
     "embedding over its datasets (what the UMAP and clusters use), for every pair of genes.",
     "edge_auc": "structure: a dataset's co-expression edges are closer in the embedding than "
