@@ -556,9 +556,10 @@ PRESETS: dict[str, TrainConfig] = {
         lr_decoder=1e-3,
         checkpoint_every=10,
         model=ModelConfig(
-            decoder="inner",
+            decoder="cosine",
             reconstruction="sampled",
             similarity_normalisation="weight",
+            lambda_similarity=3.0,
             shared_gene_vectors=True,
         ),
         graph=GraphConfig(
@@ -722,7 +723,13 @@ def preset_summary(preset: str) -> str:
         if g.edges_per_gene
         else f"all significant {sign}edges"
     )
-    decoder = {"mlp": "MLP decoder", "inner": "inner-product decoder"}.get(m.decoder, m.decoder)
+    decoder = {
+        "mlp": "MLP decoder",
+        "inner": "inner-product decoder",
+        "cosine": "scaled-cosine decoder",
+    }.get(m.decoder, m.decoder)
+    if m.lambda_similarity != 1.0:
+        decoder += f", similarity weight {m.lambda_similarity:g}"
     if m.shared_gene_vectors:
         decoder += ", a learned vector per gene shared by its datasets"
     return (
