@@ -47,8 +47,7 @@ def trained_ws(trained_sim_workspace, monkeypatch):
     monkeypatch.setenv("MUSEGNN_WORKSPACE", str(trained_sim_workspace))
     ws = Workspace.open(trained_sim_workspace)
     yield ws
-    for path in ws.jobs_dir.glob("*.json"):  # processes this test started
-        record = json.loads(path.read_text())
+    for record in jobs.all_jobs(ws):  # processes this test started
         if jobs.job_alive(record):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(record["pid"], signal.SIGTERM)
