@@ -241,18 +241,35 @@ def unified_similarity(blocks: GeneBlocks, pairs: GenePairs) -> np.ndarray:
     return np.einsum("ij,ij->i", U[pairs.first], U[pairs.second])
 
 
+def restrict_universe(universe: PairUniverse, genes: np.ndarray) -> PairUniverse:
+    """The universe of one dataset holding ``genes``: its annotated genes (in the same
+    order), whether they share a set, and every pair held together once."""
+    keep = np.flatnonzero(np.isin(universe.genes, genes))
+    return PairUniverse(
+        universe.genes[keep],
+        universe.shares_set[np.ix_(keep, keep)],
+        np.ones((keep.size, keep.size), dtype=np.int32),
+    )
+
+
 def per_dataset_coherence(
     blocks: GeneBlocks,
     gene_sets: Mapping[str, Sequence[str]],
     per_class: int = PAIRS_PER_CLASS_PER_DATASET,
     seed: int = 0,
+    universe: PairUniverse | None = None,
 ) -> dict[str, float]:
     """Per dataset, the AUROC of its own cosines over pairs of its own genes (NaN when it
-    holds no pair sharing a set, or none sharing none)."""
+    holds no pair sharing a set, or none sharing none). ``universe``: the blocks' pair
+    universe of ``gene_sets``, when the caller has it already."""
+    universe = universe or pair_universe(blocks, gene_sets)
     out = {}
     for name in blocks.datasets:
-        alone = GeneBlocks({name: blocks.genes[name]}, {name: blocks.vectors[name]}, True)
-        pairs = sample_gene_pairs(alone, gene_sets, "within", per_class, seed)
+        alone = GeneBlocks(
+            {name: blocks.genes[name]}, {name: blocks.vectors[name]}, blocks.shared_space
+        )
+        own = restrict_universe(universe, blocks.genes[name])
+        pairs = sample_gene_pairs(alone, gene_sets, "within", per_class, seed, universe=own)
         out[name] = binary_auc(pairs.label, within_similarity(alone, pairs))
     return out
 
@@ -272,7 +289,8 @@ def coherence_scores(
         for low, high, name in SHARED_BINS:
             keep = (pairs.n_shared >= low) & (pairs.n_shared <= high)
             out[f"coherence_within[{name}]:{lib}"] = binary_auc(pairs.label[keep], within[keep])
-        own = np.array(list(per_dataset_coherence(blocks, sets, seed=seed).values()))
+        own = per_dataset_coherence(blocks, sets, seed=seed, universe=universe)
+        own = np.array(list(own.values()))
         own = own[np.isfinite(own)]
         out[f"coherence_per_dataset:{lib}"] = float(own.mean()) if own.size else float("nan")
         pairs = sample_gene_pairs(blocks, sets, "unified", seed=seed, universe=universe)
