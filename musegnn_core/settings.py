@@ -552,10 +552,12 @@ PRESETS: dict[str, TrainConfig] = {
     "quick": TrainConfig(
         preset="quick",
         epochs=60,
-        lr_encoder=1e-3,
-        lr_decoder=1e-3,
+        lr_encoder=2e-3,
+        lr_decoder=2e-3,
+        reconstruct_partner=True,
         checkpoint_every=10,
         model=ModelConfig(
+            heads1=2,
             decoder="cosine",
             reconstruction="sampled",
             similarity_normalisation="weight",
@@ -732,6 +734,10 @@ def preset_summary(preset: str) -> str:
         decoder += f", similarity weight {m.lambda_similarity:g}"
     if m.shared_gene_vectors:
         decoder += ", a learned vector per gene shared by its datasets"
+    if config.reconstruct_partner:
+        decoder += ", both graphs of a step reconstructed"
+    if m.heads1 != ModelConfig().heads1:
+        decoder += f", {m.heads1} attention heads in layer 1"
     return (
         f"{config.epochs} epochs, learning rates {config.lr_encoder:g} / {config.lr_decoder:g} "
         f"(encoder / decoder), {decoder}, {genes}, {edges}: {PRESET_PURPOSE.get(preset, '')}"
