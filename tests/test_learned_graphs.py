@@ -169,6 +169,7 @@ def test_partner_reconstruction_and_schedule_train_end_to_end(tmp_path):
     # One row per distinct gene of the run, saved with the model; a resumed run rebuilds the
     # same vocabulary from its graphs and loads them.
     n_genes = run.embedding().obs["gene"].nunique()
-    assert state["model"]["gene_vectors.weight"].shape == (n_genes, 128)
+    width = config.model.hidden * config.model.heads1  # layer 1's output, where they are added
+    assert state["model"]["gene_vectors.weight"].shape == (n_genes, width)
     resumed = train(ws, make_config("quick", epochs=5), run_name="all-options", resume=True)
     assert len(resumed.losses()) == 5
