@@ -725,20 +725,23 @@ def preset_summary(preset: str) -> str:
         if g.edges_per_gene
         else f"all significant {sign}edges"
     )
-    decoder = {
-        "mlp": "MLP decoder",
-        "inner": "inner-product decoder",
-        "cosine": "scaled-cosine decoder",
-    }.get(m.decoder, m.decoder)
+    # The model's choices, decoder first.
+    choices = [
+        {
+            "mlp": "MLP decoder",
+            "inner": "inner-product decoder",
+            "cosine": "scaled-cosine decoder",
+        }.get(m.decoder, m.decoder)
+    ]
     if m.lambda_similarity != 1.0:
-        decoder += f", similarity weight {m.lambda_similarity:g}"
+        choices.append(f"similarity weight {m.lambda_similarity:g}")
     if m.shared_gene_vectors:
-        decoder += ", a learned vector per gene shared by its datasets"
+        choices.append("a learned vector per gene shared by its datasets")
     if config.reconstruct_partner:
-        decoder += ", both graphs of a step reconstructed"
+        choices.append("both graphs of a step reconstructed")
     if m.heads1 != ModelConfig().heads1:
-        decoder += f", {m.heads1} attention heads in layer 1"
+        choices.append(f"{m.heads1} attention heads in layer 1")
     return (
         f"{config.epochs} epochs, learning rates {config.lr_encoder:g} / {config.lr_decoder:g} "
-        f"(encoder / decoder), {decoder}, {genes}, {edges}: {PRESET_PURPOSE.get(preset, '')}"
+        f"(encoder / decoder), {', '.join(choices)}, {genes}, {edges}: {PRESET_PURPOSE.get(preset, '')}"
     ).rstrip(": ")
