@@ -8,7 +8,7 @@
                                  pid and heartbeat of the training process
                losses.csv        one row per epoch: each loss term, seconds
                checkpoint.pt     model, optimisers and random states (weights_only-safe)
-               embeddings.h5ad   one row per (gene, dataset): 32-d embedding, UMAP, Leiden
+               embeddings.h5ad   one row per (gene, dataset): embedding, UMAP, Leiden
                progress.jsonl    one JSON line per epoch and per phase of every start or
                                  resume (musegnn_core.progress), read by the app
                STOP              present while a stop has been requested

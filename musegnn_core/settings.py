@@ -558,6 +558,7 @@ PRESETS: dict[str, TrainConfig] = {
         checkpoint_every=10,
         model=ModelConfig(
             heads1=2,
+            embedding_dim=64,
             decoder="cosine",
             reconstruction="sampled",
             similarity_normalisation="weight",
@@ -741,6 +742,8 @@ def preset_summary(preset: str) -> str:
         choices.append("both graphs of a step reconstructed")
     if m.heads1 != ModelConfig().heads1:
         choices.append(f"{m.heads1} attention heads in layer 1")
+    if m.embedding_dim != ModelConfig().embedding_dim:
+        choices.append(f"a {m.embedding_dim}-d embedding")
     return (
         f"{config.epochs} epochs, learning rates {config.lr_encoder:g} / {config.lr_decoder:g} "
         f"(encoder / decoder), {', '.join(choices)}, {genes}, {edges}: {PRESET_PURPOSE.get(preset, '')}"

@@ -235,7 +235,7 @@ e1.download_button(
     mime="application/octet-stream",
     key="download_h5ad",
     on_click="ignore",
-    help="The run's embeddings: 32-d embedding in X, UMAP in obsm, metadata, cluster and "
+    help="The run's embeddings: the gene embedding in X, UMAP in obsm, metadata, cluster and "
     "cluster label in obs, the clusters' labels, hub genes and terms in uns.",
 )
 e2.download_button(
@@ -246,5 +246,5 @@ e2.download_button(
     key="download_csv",
     on_click="ignore",
     help="One row per (gene, dataset): metadata, cluster and its label, UMAP coordinates "
-    "and the 32 dimensions.",
+    "and the embedding's dimensions.",
 )

@@ -14,6 +14,7 @@ from musegnn_core import api
 from musegnn_core.data.simulate import gmt_lines, simulate_atlas
 from musegnn_core.errors import MuseGNNError, ValidationError
 from musegnn_core.runs import get_run
+from musegnn_core.settings import make_config
 from musegnn_core.workspace import Workspace
 
 HUMAN = ("sim_scrna_human_blood_a", "sim_scrna_human_blood_b", "sim_scrna_human_pancreas")
@@ -41,7 +42,8 @@ def test_fit_returns_the_joint_embedding_and_leaves_no_workspace(
     assert set(embedding.obs["dataset"]) == set(HUMAN)
     assert set(embedding.obs["tissue"]) == {"blood", "pancreas"}
     assert embedding.obsm["X_umap"].shape == (embedding.n_obs, 2)
-    assert embedding.X.shape[1] == 32 and np.isfinite(embedding.X).all()
+    assert embedding.X.shape[1] == make_config("quick").model.embedding_dim
+    assert np.isfinite(embedding.X).all()
     assert embedding.uns["musegnn"]["preset"] == "quick"
     assert embedding.uns["musegnn"]["settings"] == SMALL
     assert embedding.uns["musegnn"]["workspace"] is None

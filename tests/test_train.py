@@ -63,7 +63,8 @@ def test_run_folder_is_complete(finished_run, sim_ws):
     emb = ad.read_h5ad(run.embeddings_path)
     for column in ("gene", "dataset", "tissue", "modality", "species", "leiden"):
         assert column in emb.obs
-    assert emb.X.shape[1] == 32 and emb.obsm["X_umap"].shape == (emb.n_obs, 2)
+    assert emb.X.shape[1] == small_config().model.embedding_dim
+    assert emb.obsm["X_umap"].shape == (emb.n_obs, 2)
     assert set(emb.obs["dataset"]) == set(config["datasets"])
     state = torch.load(run.checkpoint_path, weights_only=True)
     assert state["epoch"] == 30
