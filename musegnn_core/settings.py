@@ -726,7 +726,8 @@ def preset_summary(preset: str) -> str:
         if g.edges_per_gene
         else f"all significant {sign}edges"
     )
-    # The model's choices, decoder first.
+    # The model's choices where they differ from the reference, decoder first.
+    reference = ModelConfig()
     choices = [
         {
             "mlp": "MLP decoder",
@@ -734,15 +735,15 @@ def preset_summary(preset: str) -> str:
             "cosine": "scaled-cosine decoder",
         }.get(m.decoder, m.decoder)
     ]
-    if m.lambda_similarity != 1.0:
+    if m.lambda_similarity != reference.lambda_similarity:
         choices.append(f"similarity weight {m.lambda_similarity:g}")
     if m.shared_gene_vectors:
         choices.append("a learned vector per gene shared by its datasets")
     if config.reconstruct_partner:
         choices.append("both graphs of a step reconstructed")
-    if m.heads1 != ModelConfig().heads1:
+    if m.heads1 != reference.heads1:
         choices.append(f"{m.heads1} attention heads in layer 1")
-    if m.embedding_dim != ModelConfig().embedding_dim:
+    if m.embedding_dim != reference.embedding_dim:
         choices.append(f"a {m.embedding_dim}-d embedding")
     return (
         f"{config.epochs} epochs, learning rates {config.lr_encoder:g} / {config.lr_decoder:g} "
