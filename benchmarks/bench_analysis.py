@@ -61,7 +61,7 @@ def main() -> None:
         run = timed("train (quick preset)", lambda: train(ws, make_config("quick")))
     print(f"run {run.name} in {ws.root}")
 
-    table = timed("evaluate: MuSe-GNN + pca, gae, random", lambda: evaluate_run(ws, run.name))
+    table = timed("evaluate: MuSe-GNN + every baseline", lambda: evaluate_run(ws, run.name))
     embedding = load_embedding(run)
     graphs = run_graphs(ws, run)
     background = run_background(ws, run)

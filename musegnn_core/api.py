@@ -247,18 +247,20 @@ def embedding(workspace: WorkspaceLike, run: str) -> ad.AnnData:
 def evaluate(
     workspace: WorkspaceLike,
     run: str,
-    baselines: Sequence[str] = ("pca", "gae", "random"),
+    baselines: Sequence[str] | None = None,
     gene_sets: Sequence[str | Path] | None = None,
     *,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """The paper's six metrics and the gene-set measures of a run and its baselines."""
-    from .analysis.evaluate import evaluate_run
+    """The paper's six metrics and the gene-set measures of a run and its baselines
+    (default: every baseline, as the CLI and the Benchmark page)."""
+    from .analysis.evaluate import BASELINES, evaluate_run
     from .analysis.libraries import resolve_libraries
 
     ws = open_workspace(workspace)
     paths = resolve_libraries(ws, gene_sets) if gene_sets else None
-    return evaluate_run(ws, run, list(baselines), paths, seed=seed)
+    chosen = tuple(BASELINES) if baselines is None else list(baselines)
+    return evaluate_run(ws, run, chosen, paths, seed=seed)
 
 
 def clusters(

@@ -441,7 +441,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--baselines",
         type=_comma_list,
         default=None,
-        help="comma-separated: coexpression, pca, gae, random (default: all)",
+        help="comma-separated: coexpression, profile, pca, gae, random (default: all)",
     )
     parser.add_argument(
         "--gene-sets",

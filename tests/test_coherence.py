@@ -54,6 +54,44 @@ def test_coexpression_baseline_is_the_mean_pearson_over_datasets_holding_both():
     assert C.unified_similarity(only_c, lonely)[0] == 0.0
 
 
+def _profile(features: np.ndarray) -> np.ndarray:
+    """Each gene's Pearson correlation with every gene, its own entry 0 (by hand)."""
+    R = np.corrcoef(features)
+    np.fill_diagonal(R, 0.0)
+    return R
+
+
+def test_profile_baseline_correlates_coexpression_profiles_within_and_across_datasets():
+    rng = np.random.default_rng(1)
+    f1, f2 = rng.normal(size=(4, 9)), rng.normal(size=(4, 7))
+    g1 = _Graph(["A", "B", "C", "D"], f1, np.eye(4))
+    g2 = _Graph(["B", "C", "D", "E"], f2, np.eye(4))
+    blocks = C.profile_blocks({"one": g1, "two": g2})
+    assert not blocks.shared_space
+    R1, R2 = _profile(f1), _profile(f2)
+    genes = np.array(["A", "B", "C", "D", "E"])
+    # (B, C): held by both datasets; (A, E): A only in one, E only in two.
+    pairs = C.GenePairs(
+        genes, np.array([1, 0]), np.array([2, 4]), np.array([True, False]), np.array([2, 0])
+    )
+
+    def r(u, v):
+        return np.corrcoef(u, v)[0, 1]
+
+    within = C.within_similarity(blocks, pairs)
+    bc_one, bc_two = r(R1[1], R1[2]), r(R2[0], R2[1])  # B, C are rows 1, 2 of one; 0, 1 of two
+    assert within[0] == pytest.approx((bc_one + bc_two) / 2, abs=1e-5)
+    assert np.isnan(within[1])  # no dataset holds A and E
+    # Across datasets the profiles are compared over the genes both hold (B, C, D).
+    shared_one, shared_two = [1, 2, 3], [0, 1, 2]
+    bc_across = r(R1[1, shared_one], R2[1, shared_two])  # B in one, C in two
+    cb_across = r(R2[0, shared_two], R1[2, shared_one])  # B in two, C in one
+    ae_across = r(R1[0, shared_one], R2[3, shared_two])
+    unified = C.unified_similarity(blocks, pairs)
+    assert unified[0] == pytest.approx((bc_one + bc_two + bc_across + cb_across) / 4, abs=1e-5)
+    assert unified[1] == pytest.approx(ae_across, abs=1e-5)
+
+
 def test_within_and_unified_on_a_hand_embedding():
     emb = _embedding(
         [

@@ -68,14 +68,22 @@ def test_evaluate_table_and_files(trained):
     assert (trained.runs_dir / "r" / "evaluation.csv").exists()
 
 
-def test_evaluate_coexpression_baseline(trained):
+def test_evaluate_correlation_baselines(trained):
     planted = resources_dir(trained) / "planted_modules.gmt"
-    table = evaluate_run(trained, "r", ["coexpression"], [planted])
-    assert list(table.columns) == ["musegnn", "coexpression"]
+    table = evaluate_run(trained, "r", ["coexpression", "profile"], [planted])
+    assert list(table.columns) == ["musegnn", "coexpression", "profile"]
     # Correlations have no shared space: no paper metrics, but every gene-level measure.
-    assert table.loc["asw", "coexpression"] != table.loc["asw", "coexpression"]  # NaN
-    assert table.loc["coherence_within:planted_modules", "coexpression"] > 0.6
-    assert table.loc["edge_auc_median", "coexpression"] > 0.6  # edges come from co-expression
+    for method in ("coexpression", "profile"):
+        assert table.loc["asw", method] != table.loc["asw", method]  # NaN
+        assert (
+            table.loc["same_gene_percentile", method] != table.loc["same_gene_percentile", method]
+        )
+        assert table.loc["coherence_within:planted_modules", method] > 0.6
+        assert table.loc["edge_auc_median", method] > 0.6  # edges come from co-expression
+    # Profiles compare across datasets: pairs no dataset holds together get a score of their
+    # own, where co-expression has no evidence (0).
+    unified = "coherence_unified:planted_modules"
+    assert table.loc[unified, "profile"] > 0.6
 
 
 def test_evaluate_cli_and_errors(trained, capsys):

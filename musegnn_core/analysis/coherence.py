@@ -24,7 +24,11 @@ The no-learning baseline :func:`coexpression_blocks` is the Pearson correlation 
 genes' residual features (the model's input) in each dataset: a learned embedding earns
 its place only by beating it. Correlations live in a different cell space per dataset,
 so co-expression has no mean vector: its ``unified`` score is its ``within`` score, 0 (no
-evidence) for pairs that no dataset holds together.
+evidence) for pairs that no dataset holds together. The second no-learning baseline,
+:func:`profile_blocks`, compares co-expression *profiles* (second-order co-expression: two
+genes are alike when they correlate with the same genes). Profiles are indexed by genes,
+not cells, so they compare across datasets over the genes both hold: the one no-learning
+method with a ``unified`` score of its own, and the bar for what integration passes on.
 
 Also here: :func:`edge_auc_by_dataset` (does the geometry carry the graph?) and
 :func:`same_gene_alignment` (do a gene's instances in different datasets meet?), judged by
@@ -72,6 +76,9 @@ class GeneBlocks:
     genes: dict[str, np.ndarray]
     vectors: dict[str, np.ndarray]
     shared_space: bool
+    #: Profile blocks only: the gene of each coordinate of a dataset's vectors, so that two
+    #: datasets' vectors compare over the genes both hold (:func:`profile_blocks`).
+    columns: dict[str, np.ndarray] | None = None
 
     @property
     def datasets(self) -> list[str]:
@@ -99,6 +106,29 @@ def coexpression_blocks(graphs: Mapping[str, Any]) -> GeneBlocks:
         vectors[str(name)] = unit_rows(F - F.mean(axis=1, keepdims=True))
         genes[str(name)] = np.asarray(graph.genes, dtype=str)
     return GeneBlocks(genes, vectors, shared_space=False)
+
+
+def _standard_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows centred and of length 1, so that a dot product is a Pearson correlation."""
+    return unit_rows(matrix - matrix.mean(axis=1, keepdims=True))
+
+
+def profile_blocks(graphs: Mapping[str, Any]) -> GeneBlocks:
+    """The second no-learning baseline: each gene's co-expression profile in a dataset.
+
+    A gene's profile is its Pearson correlation (of residual features) with every gene of
+    the dataset, its own entry set to 0; two profiles compare by their Pearson
+    correlation. Within a dataset that is second-order co-expression; across datasets,
+    :func:`unified_similarity` correlates the profiles over the genes both datasets hold.
+    """
+    genes, vectors = {}, {}
+    for name, graph in graphs.items():
+        F = _standard_rows(np.asarray(graph.features, dtype=np.float32))
+        profiles = F @ F.T
+        np.fill_diagonal(profiles, 0.0)
+        vectors[str(name)] = _standard_rows(profiles)
+        genes[str(name)] = np.asarray(graph.genes, dtype=str)
+    return GeneBlocks(genes, vectors, shared_space=False, columns=dict(genes))
 
 
 # ------------------------------------------------------------------- gene pairs
@@ -204,11 +234,7 @@ def within_similarity(blocks: GeneBlocks, pairs: GenePairs) -> np.ndarray:
     """Mean over the datasets holding both genes of the pair's cosine (NaN if none)."""
     total = np.zeros(pairs.first.size)
     count = np.zeros(pairs.first.size)
-    index = pd.Index(pairs.genes)
-    for name in blocks.datasets:
-        position = np.full(pairs.genes.size, -1)
-        rows = index.get_indexer(blocks.genes[name])
-        position[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
+    for name, position in _pair_positions(blocks, pairs).items():
         pa, pb = position[pairs.first], position[pairs.second]
         both = (pa >= 0) & (pb >= 0)
         V = blocks.vectors[name]
@@ -232,9 +258,56 @@ def gene_mean_vectors(blocks: GeneBlocks, genes: np.ndarray) -> np.ndarray:
     return unit_rows(total)
 
 
+def _pair_positions(blocks: GeneBlocks, pairs: GenePairs) -> dict[str, np.ndarray]:
+    """Per dataset, each pair gene's row in that dataset (-1 where it lacks the gene)."""
+    index = pd.Index(pairs.genes)
+    out = {}
+    for name in blocks.datasets:
+        position = np.full(pairs.genes.size, -1)
+        rows = index.get_indexer(blocks.genes[name])
+        position[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
+        out[name] = position
+    return out
+
+
+def profile_similarity(blocks: GeneBlocks, pairs: GenePairs, chunk: int = 4096) -> np.ndarray:
+    """Mean over every dataset x holding the first gene and y holding the second of the
+    Pearson correlation of the two profiles over the genes x and y share (within one
+    dataset: over all its genes). NaN where x and y share fewer than 3 genes."""
+    if blocks.columns is None:
+        raise ValidationError("These vectors are not co-expression profiles.")
+    total = np.zeros(pairs.first.size)
+    count = np.zeros(pairs.first.size)
+    positions = _pair_positions(blocks, pairs)
+    for x in blocks.datasets:
+        for y in blocks.datasets:
+            pa, pb = positions[x][pairs.first], positions[y][pairs.second]
+            todo = np.flatnonzero((pa >= 0) & (pb >= 0))
+            _, cx, cy = np.intersect1d(
+                blocks.columns[x], blocks.columns[y], assume_unique=True, return_indices=True
+            )
+            if todo.size == 0 or cx.size < 3:
+                continue
+            for start in range(0, todo.size, chunk):
+                k = todo[start : start + chunk]
+                if x == y:
+                    P = blocks.vectors[x][pa[k]]
+                    Q = blocks.vectors[y][pb[k]]
+                else:  # restandardised over the shared genes: Pearson over those alone
+                    P = _standard_rows(blocks.vectors[x][pa[k]][:, cx])
+                    Q = _standard_rows(blocks.vectors[y][pb[k]][:, cy])
+                total[k] += np.einsum("ij,ij->i", P, Q)
+                count[k] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def unified_similarity(blocks: GeneBlocks, pairs: GenePairs) -> np.ndarray:
-    """Cosine of the genes' mean vectors; without a shared space, ``within`` with 0 for
-    pairs no dataset holds together."""
+    """Cosine of the genes' mean vectors; for profiles, :func:`profile_similarity` over
+    every pair of datasets; otherwise (no shared space) ``within`` with 0 for pairs no
+    dataset holds together."""
+    if blocks.columns is not None:
+        return np.nan_to_num(profile_similarity(blocks, pairs), nan=0.0)
     if not blocks.shared_space:
         return np.nan_to_num(within_similarity(blocks, pairs), nan=0.0)
     U = gene_mean_vectors(blocks, pairs.genes)

@@ -17,14 +17,25 @@ from ..runs import Run, get_run
 from ..storage import atomic_path, atomic_write_json
 from ..workspace import Workspace, now_iso
 from .baselines import gae_embedding, pca_embedding, random_embedding
-from .coherence import coexpression_blocks, embedding_blocks, function_scores
+from .coherence import (
+    GeneBlocks,
+    coexpression_blocks,
+    embedding_blocks,
+    function_scores,
+    profile_blocks,
+)
 from .functional import function_prediction_auroc, geneset_coherence_auroc
 from .genesets import read_gmt
 from .libraries import library_name
 from .metrics import METRICS, evaluate_embedding
 
+#: Baselines without an embedding: gene-level similarities straight from the residuals.
+CORRELATION_BASELINES: dict[str, Callable[..., GeneBlocks]] = {
+    "coexpression": coexpression_blocks,  # the residual correlations themselves
+    "profile": profile_blocks,  # correlations of co-expression profiles
+}
 BASELINES: dict[str, Callable[..., ad.AnnData] | None] = {
-    "coexpression": None,  # no embedding: the residual correlations themselves
+    **dict.fromkeys(CORRELATION_BASELINES),
     "pca": pca_embedding,
     "gae": gae_embedding,
     "random": random_embedding,
@@ -76,10 +87,12 @@ def score_embedding(
     return row
 
 
-def score_coexpression(graphs: dict, libraries: dict[str, dict], seed: int) -> dict[str, float]:
-    """The no-learning baseline: gene-level measures of the residual correlations (the
+def score_correlations(
+    method: str, graphs: dict, libraries: dict[str, dict], seed: int
+) -> dict[str, float]:
+    """A no-learning baseline of :data:`CORRELATION_BASELINES`: its gene-level measures (the
     embedding metrics need one space for all datasets, which correlations do not have)."""
-    row = function_scores(coexpression_blocks(graphs), graphs, libraries, seed=seed)
+    row = function_scores(CORRELATION_BASELINES[method](graphs), graphs, libraries, seed=seed)
     row["_rule"] = None
     return row
 
@@ -112,8 +125,8 @@ def evaluate_run(
     columns, notes = {}, set()
     for method in ("musegnn", *baselines):
         say(f"scoring {method}")
-        if method == "coexpression":
-            row = score_coexpression(graphs, libraries, seed)
+        if method in CORRELATION_BASELINES:
+            row = score_correlations(method, graphs, libraries, seed)
         else:
             table = embedding if method == "musegnn" else BASELINES[method](graphs, seed=seed)
             row = score_embedding(table, graphs, libraries, seed)

@@ -60,7 +60,14 @@ HIGHLIGHT = "#111111"
 PRIMARY = "#2A6F97"
 #: Baselines in benchmark charts: distinct but quieter than MuSe-GNN.
 METHOD_COLORS = {"musegnn": PRIMARY, "pca": "#E08E45", "gae": "#6A994E", "random": "#9AA5B1"}
-METHOD_LABELS = {"musegnn": "MuSe-GNN", "pca": "PCA", "gae": "GAE", "random": "Random"}
+METHOD_LABELS = {
+    "musegnn": "MuSe-GNN",
+    "coexpression": "Co-expression",
+    "profile": "Co-expression profiles",
+    "pca": "PCA",
+    "gae": "GAE",
+    "random": "Random",
+}
 #: A sequential scale from pale to dark (heatmaps, counts); its light end is not white so
 #: that a low count stays visible.
 SEQUENTIAL = "Blues"
