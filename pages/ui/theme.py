@@ -59,7 +59,14 @@ HIGHLIGHT = "#111111"
 #: The app's primary colour (.streamlit/config.toml), used for MuSe-GNN in benchmark charts.
 PRIMARY = "#2A6F97"
 #: Baselines in benchmark charts: distinct but quieter than MuSe-GNN.
-METHOD_COLORS = {"musegnn": PRIMARY, "pca": "#E08E45", "gae": "#6A994E", "random": "#9AA5B1"}
+METHOD_COLORS = {
+    "musegnn": PRIMARY,
+    "coexpression": "#7B6D8D",
+    "profile": "#C08497",
+    "pca": "#E08E45",
+    "gae": "#6A994E",
+    "random": "#9AA5B1",
+}
 METHOD_LABELS = {
     "musegnn": "MuSe-GNN",
     "coexpression": "Co-expression",
