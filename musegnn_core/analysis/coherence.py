@@ -12,9 +12,10 @@ is scored on the same pairs:
   rewards a method whose datasets err independently (the average of independent noisy
   estimates is better than any one of them), so it cannot tell whether each dataset's
   vectors are better; ``per_dataset`` can.
-* ``unified``: the cosine of each gene's *mean* embedding over its datasets, which is
-  what the UMAP, the clusters and the neighbour lists use. It scores pairs whether or not
-  any dataset holds both genes, so it shows what integration passes on.
+* ``unified``: the cosine of each gene's *mean* embedding over its datasets: one vector
+  per gene, the integrated view of it (the UMAP, the clusters and the neighbour lists work
+  on the rows, where a gene's instances sit together). It scores pairs whether or not any
+  dataset holds both genes, so it shows what integration passes on.
 
 A pair is positive when the two genes share a set of the library and negative when they
 share none; unannotated genes are left out (unknown, not negative). The AUROC of the

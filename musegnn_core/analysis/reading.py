@@ -35,7 +35,7 @@ METRIC_READING = {
     "over the pairs it holds, averaged over datasets. Unlike 'within', no pair's score is an "
     "average over datasets, so a method whose datasets err independently gains nothing.",
     "coherence_unified": "function after integration: the same, with each gene's mean "
-    "embedding over its datasets (what the UMAP and clusters use), for every pair of genes. "
+    "embedding over its datasets (one vector per gene), for every pair of genes. "
     "Co-expression profiles, which compare genes across datasets without learning, are the "
     "bar to beat.",
     "edge_auc": "structure: a dataset's co-expression edges are closer in the embedding than "
