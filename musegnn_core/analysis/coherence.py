@@ -99,19 +99,18 @@ def embedding_blocks(adata: ad.AnnData) -> GeneBlocks:
     return GeneBlocks(blocks_genes, blocks_vectors, shared_space=True)
 
 
+def _standard_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows centred and of length 1, so that a dot product is a Pearson correlation."""
+    return unit_rows(matrix - matrix.mean(axis=1, keepdims=True))
+
+
 def coexpression_blocks(graphs: Mapping[str, Any]) -> GeneBlocks:
     """The no-learning baseline: row-centred residual features, so that cosine = Pearson r."""
     genes, vectors = {}, {}
     for name, graph in graphs.items():
-        F = np.asarray(graph.features, dtype=np.float32)
-        vectors[str(name)] = unit_rows(F - F.mean(axis=1, keepdims=True))
+        vectors[str(name)] = _standard_rows(np.asarray(graph.features, dtype=np.float32))
         genes[str(name)] = np.asarray(graph.genes, dtype=str)
     return GeneBlocks(genes, vectors, shared_space=False)
-
-
-def _standard_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows centred and of length 1, so that a dot product is a Pearson correlation."""
-    return unit_rows(matrix - matrix.mean(axis=1, keepdims=True))
 
 
 def profile_blocks(graphs: Mapping[str, Any]) -> GeneBlocks:
@@ -284,19 +283,19 @@ def profile_similarity(blocks: GeneBlocks, pairs: GenePairs, chunk: int = 4096) 
         for y in blocks.datasets:
             pa, pb = positions[x][pairs.first], positions[y][pairs.second]
             todo = np.flatnonzero((pa >= 0) & (pb >= 0))
-            _, cx, cy = np.intersect1d(
-                blocks.columns[x], blocks.columns[y], assume_unique=True, return_indices=True
-            )
-            if todo.size == 0 or cx.size < 3:
+            if todo.size == 0:
                 continue
+            if x != y:
+                _, cx, cy = np.intersect1d(
+                    blocks.columns[x], blocks.columns[y], assume_unique=True, return_indices=True
+                )
+                if cx.size < 3:
+                    continue
             for start in range(0, todo.size, chunk):
                 k = todo[start : start + chunk]
-                if x == y:
-                    P = blocks.vectors[x][pa[k]]
-                    Q = blocks.vectors[y][pb[k]]
-                else:  # restandardised over the shared genes: Pearson over those alone
-                    P = _standard_rows(blocks.vectors[x][pa[k]][:, cx])
-                    Q = _standard_rows(blocks.vectors[y][pb[k]][:, cy])
+                P, Q = blocks.vectors[x][pa[k]], blocks.vectors[y][pb[k]]
+                if x != y:  # restandardised over the shared genes: Pearson over those alone
+                    P, Q = _standard_rows(P[:, cx]), _standard_rows(Q[:, cy])
                 total[k] += np.einsum("ij,ij->i", P, Q)
                 count[k] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
