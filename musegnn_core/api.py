@@ -254,13 +254,12 @@ def evaluate(
 ) -> pd.DataFrame:
     """The paper's six metrics and the gene-set measures of a run and its baselines
     (default: every baseline, as the CLI and the Benchmark page)."""
-    from .analysis.evaluate import BASELINES, evaluate_run
+    from .analysis.evaluate import evaluate_run
     from .analysis.libraries import resolve_libraries
 
     ws = open_workspace(workspace)
     paths = resolve_libraries(ws, gene_sets) if gene_sets else None
-    chosen = tuple(BASELINES) if baselines is None else list(baselines)
-    return evaluate_run(ws, run, chosen, paths, seed=seed)
+    return evaluate_run(ws, run, baselines, paths, seed=seed)
 
 
 def clusters(

@@ -455,13 +455,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .analysis.evaluate import BASELINES, evaluate_run
+    from .analysis.evaluate import evaluate_run
 
     workspace = open_workspace(args, create=False)
     table = evaluate_run(
         workspace,
         args.run,
-        args.baselines if args.baselines is not None else tuple(BASELINES),
+        args.baselines,
         args.gene_sets,
         seed=args.seed,
         progress=lambda m: print(m, file=sys.stderr),

@@ -100,12 +100,14 @@ def score_correlations(
 def evaluate_run(
     workspace: Workspace,
     run_name: str,
-    baselines: Sequence[str] = tuple(BASELINES),
+    baselines: Sequence[str] | None = None,
     gene_set_paths: Sequence[str | Path] | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Score the run and each baseline; write ``evaluation.json``/``.csv`` into the run."""
+    """Score the run and each baseline (``None``: every one of :data:`BASELINES`); write
+    ``evaluation.json``/``.csv`` into the run."""
+    baselines = tuple(BASELINES) if baselines is None else tuple(baselines)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValidationError(f"seed must be a whole number from 0 to 2**32 - 1, not {seed!r}.")
     unknown = sorted(set(baselines) - set(BASELINES))
