@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from torch_geometric.nn import TransformerConv
 
 from musegnn_core.errors import ValidationError
 from musegnn_core.model import (
+    AttentionConv,
+    CosineEdgeDecoder,
     DatasetSpec,
     ModelConfig,
     MuSeGNNModule,
@@ -205,6 +208,39 @@ def test_forward_backward_on_graphs_of_unequal_sizes(decoder):
     assert model.dataset_module(1).conv.lin_query.weight.grad.abs().sum() > 0
     assert model.dataset_module(2).conv.lin_query.weight.grad.abs().sum() > 0
     assert model.dataset_module(0).conv.lin_query.weight.grad is None
+
+
+@pytest.mark.parametrize("heads", [1, 3])
+def test_attention_conv_computes_pyg_transformer_conv(heads):
+    """The rewritten layer is PyG's TransformerConv: same outputs and gradients from the
+    same weights, on a directed graph with a node that receives no edge."""
+    torch.manual_seed(0)
+    ours = AttentionConv(6, 4, heads=heads)
+    pyg = TransformerConv(6, 4, heads=heads)
+    pyg.load_state_dict(ours.state_dict())
+    edges = torch.tensor([[0, 1, 2, 3, 4, 0, 2, 2], [1, 1, 0, 0, 0, 3, 3, 4]])
+    x = torch.randn(6, 6)
+    x_ours, x_pyg = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y = torch.randn(6, heads * 4)
+    out_ours, out_pyg = ours(x_ours, edges), pyg(x_pyg, edges)
+    assert torch.allclose(out_ours, out_pyg, atol=1e-6)
+    (out_ours * y).sum().backward()
+    (out_pyg * y).sum().backward()
+    assert torch.allclose(x_ours.grad, x_pyg.grad, atol=1e-6)
+    assert x_ours.grad.abs().sum() > 0
+    for (name, a), (_, b) in zip(ours.named_parameters(), pyg.named_parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5), name
+    # node 5 receives nothing: only its skip connection
+    assert torch.allclose(out_ours[5], ours.lin_skip(x[5]), atol=1e-6)
+
+
+def test_cosine_decoder_scores_pairs_by_cosine():
+    decoder = CosineEdgeDecoder(scale=2.0, bias=-1.0)
+    z = torch.tensor([[3.0, 0.0], [1.0, 1.0], [0.0, -2.0]])
+    logits = decoder.edge_logits(z, torch.tensor([[0, 0, 1], [1, 2, 2]]))
+    expected = 2.0 * torch.tensor([2**-0.5, 0.0, -(2**-0.5)]) - 1.0
+    assert torch.allclose(logits, expected, atol=1e-6)
+    assert torch.allclose(decoder(z)[[0, 0, 1], [1, 2, 2]], expected, atol=1e-6)
 
 
 def test_encode_rejects_wrong_feature_shape():

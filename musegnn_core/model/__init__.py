@@ -9,6 +9,8 @@ from .losses import (
     weighted_similarity_loss,
 )
 from .module import (
+    AttentionConv,
+    CosineEdgeDecoder,
     DatasetSpec,
     InnerProductDecoder,
     MLPEdgeDecoder,
@@ -19,6 +21,8 @@ from .module import (
 from .pairs import PairStats, compute_all_pair_stats, compute_pair_stats, resample_neighbours
 
 __all__ = [
+    "AttentionConv",
+    "CosineEdgeDecoder",
     "DatasetSpec",
     "InnerProductDecoder",
     "MLPEdgeDecoder",

@@ -9,13 +9,14 @@ For dataset t in sharing group g (defaults in brackets)::
                                  # or a_t cos(z_u, z_v) + b_t (learned scale and bias)
 
 ``TConv`` is PyG ``TransformerConv`` with its defaults (concat, root weight, no beta,
-no dropout); ``GN`` is ``GraphNorm`` over the whole graph. Layer 1, its norm and the
+no dropout), computed by :class:`AttentionConv`; ``GN`` is ``GraphNorm`` over the whole graph. Layer 1, its norm and the
 decoder belong to the dataset; everything else to its group. Parameter counts match
 the reference: layer 1 + norm = 512 C + 896 for C cells, one group = 58,048.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -96,11 +97,50 @@ class CosineEdgeDecoder(nn.Module):
 
     def edge_logits(self, z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """Logits of the gene pairs ``pairs`` (2 x P)."""
-        # index_select, not z[pairs]: its backward (index_add) is deterministic on a CPU
-        # with several threads; advanced indexing's accumulating backward is not.
-        u, v = z.index_select(0, pairs[0]), z.index_select(0, pairs[1])
-        cos = nn.functional.cosine_similarity(u, v, dim=1, eps=1e-8)
+        # Normalised once per gene, not once per pair: a graph has 20-40 times more
+        # scored pairs than genes. index_select, not u[pairs]: its backward (index_add)
+        # is deterministic on a CPU with several threads; advanced indexing's is not.
+        u = nn.functional.normalize(z, dim=1, eps=1e-8)
+        cos = (u.index_select(0, pairs[0]) * u.index_select(0, pairs[1])).sum(dim=1)
         return self.log_scale.exp() * cos + self.bias
+
+
+class AttentionConv(TransformerConv):
+    """PyG's ``TransformerConv`` in the configuration the model uses (concatenated heads,
+    root weight, no beta gate, no edge features, no dropout), computed more cheaply.
+
+    The same parameters under the same names (checkpoints load either way) and the same
+    function: per head ``out_i = sum_j softmax_j(q_i . k_j / sqrt(C)) v_j``, over the
+    edges ``j -> i`` of ``edge_index`` (sources in row 0, targets in row 1), plus
+    ``W_skip x_i``. The four projections run as one matrix product (the input is read
+    once, and its gradient is one product too), and the attention is written out without
+    PyG's generic message-passing machinery. Together about 6% of a training epoch.
+    """
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        heads, channels = self.heads, self.out_channels
+        projections = (self.lin_query, self.lin_key, self.lin_value, self.lin_skip)
+        weight = torch.cat([p.weight for p in projections])
+        bias = torch.cat([p.bias for p in projections])
+        query, key, value, skip = nn.functional.linear(x, weight, bias).split(
+            heads * channels, dim=1
+        )
+        query, key, value = (t.reshape(-1, heads, channels) for t in (query, key, value))
+        source, target = edge_index[0], edge_index[1]
+        n = x.shape[0]
+        scores = (query.index_select(0, target) * key.index_select(0, source)).sum(-1)
+        scores = scores / math.sqrt(channels)
+        # Softmax over each target's incoming edges, shifted by the target's maximum (a
+        # constant per target, so no gradient flows through it), as PyG's softmax.
+        peak = scores.new_full((n, heads), float("-inf")).scatter_reduce(
+            0, target.unsqueeze(1).expand_as(scores), scores.detach(), "amax"
+        )
+        weights = (scores - peak.index_select(0, target)).exp()
+        total = weights.new_zeros(n, heads).index_add_(0, target, weights) + 1e-16
+        weights = weights / total.index_select(0, target)
+        messages = value.index_select(0, source) * weights.unsqueeze(-1)
+        out = messages.new_zeros(n, heads, channels).index_add_(0, target, messages)
+        return out.reshape(n, heads * channels) + skip
 
 
 #: Shared gene vectors start small beside layer 1's normalised output (unit scale), so the
@@ -112,7 +152,7 @@ class _DatasetLayers(nn.Module):
     def __init__(self, n_cells: int, n_genes: int, config: ModelConfig) -> None:
         super().__init__()
         width = config.hidden * config.heads1
-        self.conv = TransformerConv(n_cells, config.hidden, heads=config.heads1)
+        self.conv = AttentionConv(n_cells, config.hidden, heads=config.heads1)
         self.norm = GraphNorm(width)
         if config.decoder == "mlp":
             self.decoder = MLPEdgeDecoder(n_genes)
@@ -127,10 +167,10 @@ class _GroupLayers(nn.Module):
         super().__init__()
         width1 = config.hidden * config.heads1
         width2 = config.hidden * config.heads2
-        self.conv = TransformerConv(width1, config.hidden, heads=config.heads2)
+        self.conv = AttentionConv(width1, config.hidden, heads=config.heads2)
         self.norm = GraphNorm(width2)
-        self.out = TransformerConv(width2, config.embedding_dim, heads=1)
-        self.residual = TransformerConv(width1, config.embedding_dim, heads=1)
+        self.out = AttentionConv(width2, config.embedding_dim, heads=1)
+        self.residual = AttentionConv(width1, config.embedding_dim, heads=1)
 
 
 def _safe_keys(names: list[str], prefix: str) -> dict[str, str]:
@@ -264,12 +304,20 @@ class MuSeGNNModule(nn.Module):
 
 
 def edge_index_from_adjacency(adjacency) -> torch.Tensor:
-    """``2 x E`` long tensor of the nonzeros of a (sparse or dense) adjacency, self-loops kept."""
-    coo = sp.coo_matrix(adjacency)
+    """``2 x E`` long tensor of the nonzeros of a (sparse or dense) adjacency, self-loops kept,
+    ordered by target (``edge_index[1]``), then source.
+
+    Message passing gathers at and scatters into the targets; with them in order those reads
+    and writes walk memory forwards, which makes an attention layer's pass over the edges
+    about a sixth cheaper on a CPU than in the adjacency's row order.
+    """
+    by_target = sp.csr_matrix(sp.csr_matrix(adjacency).T)
+    by_target.sort_indices()
+    coo = by_target.tocoo()
     keep = coo.data != 0
-    rows = coo.row[keep].astype(np.int64)
-    cols = coo.col[keep].astype(np.int64)
-    return torch.from_numpy(np.stack([rows, cols]))
+    sources = coo.col[keep].astype(np.int64)
+    targets = coo.row[keep].astype(np.int64)
+    return torch.from_numpy(np.stack([sources, targets]))
 
 
 def dense_target(adjacency) -> torch.Tensor:
