@@ -27,6 +27,7 @@ from .distributed import Distributed, FollowerRun
 from .errors import MuseGNNError, ValidationError, WorkspaceError
 from .graphs.build import GeneGraph, build_graphs, load_graph
 from .graphs.overlap import check_datasets_share_genes
+from .model.attention import AttentionGraph
 from .model.losses import (
     combine_losses,
     reconstruction_loss,
@@ -82,7 +83,8 @@ class DeviceGraphs:
 
     graphs: list[GeneGraph]
     features: list[torch.Tensor]
-    edge_index: list[torch.Tensor]
+    #: Each graph's directed edges, laid out for the attention layers.
+    attention: list[AttentionGraph]
     #: Dense 0/1 targets (``reconstruction="dense"``), else None.
     targets: list[torch.Tensor | None]
     #: Each undirected edge once, no self-loops, 2 x E (``reconstruction="sampled"``).
@@ -100,7 +102,10 @@ def to_device(
     return DeviceGraphs(
         graphs=graphs,
         features=[torch.from_numpy(g.features).to(device) for g in graphs],
-        edge_index=edge_index,
+        attention=[
+            AttentionGraph.from_edge_index(e, g.n_genes)
+            for g, e in zip(graphs, edge_index, strict=True)
+        ],
         targets=[dense_target(g.adjacency).to(device) if dense else None for g in graphs],
         edges=[None if dense else undirected_edges(g.adjacency).to(device) for g in graphs],
         edge_keys=[
@@ -286,10 +291,10 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
         if seeds is not None:  # a step's draws do not depend on how many ranks there are
             state.generator.manual_seed(seeds[t])
         with autocast:
-            z_t = module.encode(t, data.features[t], data.edge_index[t])
+            z_t = module.encode(t, data.features[t], data.attention[t])
             if n > 1:
                 s = partners[t]
-                z_s = module.encode(s, data.features[s], data.edge_index[s])
+                z_s = module.encode(s, data.features[s], data.attention[s])
             rec = reconstruction_term(module, t, z_t, state, config)
             if n > 1 and config.reconstruct_partner:
                 # The partner is encoded anyway: its graph is a second target for free.
@@ -324,7 +329,7 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
 def embed(module: MuSeGNNModule, data: DeviceGraphs) -> list[np.ndarray]:
     module.eval()
     out = [
-        module.encode(i, data.features[i], data.edge_index[i]).float().cpu().numpy()
+        module.encode(i, data.features[i], data.attention[i]).float().cpu().numpy()
         for i in range(len(data.graphs))
     ]
     module.train()

@@ -119,8 +119,8 @@ def reference_epoch(world: int):
             for t in steps:
                 state.generator.manual_seed(seeds[t])
                 s = partners[t]
-                z_t = module.encode(t, data.features[t], data.edge_index[t])
-                z_s = module.encode(s, data.features[s], data.edge_index[s])
+                z_t = module.encode(t, data.features[t], data.attention[t])
+                z_s = module.encode(s, data.features[s], data.attention[s])
                 rec = reconstruction_term(module, t, z_t, state, config)
                 if getattr(config, "reconstruct_partner", False):
                     rec = 0.5 * (rec + reconstruction_term(module, s, z_s, state, config))

@@ -13,16 +13,19 @@ from torch_geometric.nn import TransformerConv
 from musegnn_core.errors import ValidationError
 from musegnn_core.model import (
     AttentionConv,
+    AttentionGraph,
     CosineEdgeDecoder,
     DatasetSpec,
     ModelConfig,
     MuSeGNNModule,
+    attention,
     compute_all_pair_stats,
     dense_target,
     edge_index_from_adjacency,
     sharing_group,
     total_loss,
 )
+from musegnn_core.model.attention import SparseAttention
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -210,15 +213,18 @@ def test_forward_backward_on_graphs_of_unequal_sizes(decoder):
     assert model.dataset_module(0).conv.lin_query.weight.grad is None
 
 
+@pytest.mark.parametrize("sparse", [True, False])
 @pytest.mark.parametrize("heads", [1, 3])
-def test_attention_conv_computes_pyg_transformer_conv(heads):
+def test_attention_conv_computes_pyg_transformer_conv(heads, sparse, monkeypatch):
     """The rewritten layer is PyG's TransformerConv: same outputs and gradients from the
-    same weights, on a directed graph with a node that receives no edge."""
+    same weights, by sparse products (CPU) and edge by edge (elsewhere), on a directed
+    graph given in no particular order, with a node that receives no edge."""
+    monkeypatch.setattr(attention, "uses_sparse_kernels", lambda x: sparse)
     torch.manual_seed(0)
     ours = AttentionConv(6, 4, heads=heads)
     pyg = TransformerConv(6, 4, heads=heads)
     pyg.load_state_dict(ours.state_dict())
-    edges = torch.tensor([[0, 1, 2, 3, 4, 0, 2, 2], [1, 1, 0, 0, 0, 3, 3, 4]])
+    edges = torch.tensor([[2, 1, 0, 3, 4, 0, 2, 2], [0, 1, 1, 0, 0, 3, 3, 4]])
     x = torch.randn(6, 6)
     x_ours, x_pyg = x.clone().requires_grad_(), x.clone().requires_grad_()
     y = torch.randn(6, heads * 4)
@@ -232,6 +238,18 @@ def test_attention_conv_computes_pyg_transformer_conv(heads):
         assert torch.allclose(a.grad, b.grad, atol=1e-5), name
     # node 5 receives nothing: only its skip connection
     assert torch.allclose(out_ours[5], ours.lin_skip(x[5]), atol=1e-6)
+
+
+def test_sparse_attention_passes_gradcheck():
+    """The hand-written backward of the sparse products against finite differences."""
+    torch.manual_seed(1)
+    graph = AttentionGraph.from_edge_index(
+        torch.tensor([[0, 1, 2, 3, 1, 2, 0], [1, 0, 0, 0, 2, 1, 3]]), n_nodes=4
+    )
+    q, k, v = (torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: SparseAttention.apply(q, k, v, graph), (q, k, v)
+    )
 
 
 def test_cosine_decoder_scores_pairs_by_cosine():

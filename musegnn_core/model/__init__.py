@@ -1,5 +1,6 @@
 """MuSe-GNN model: configuration, pair statistics, losses and the torch module."""
 
+from .attention import AttentionConv, AttentionGraph
 from .config import ModelConfig, sharing_group
 from .losses import (
     contrastive_loss,
@@ -9,7 +10,6 @@ from .losses import (
     weighted_similarity_loss,
 )
 from .module import (
-    AttentionConv,
     CosineEdgeDecoder,
     DatasetSpec,
     InnerProductDecoder,
@@ -22,6 +22,7 @@ from .pairs import PairStats, compute_all_pair_stats, compute_pair_stats, resamp
 
 __all__ = [
     "AttentionConv",
+    "AttentionGraph",
     "CosineEdgeDecoder",
     "DatasetSpec",
     "InnerProductDecoder",

@@ -9,14 +9,13 @@ For dataset t in sharing group g (defaults in brackets)::
                                  # or a_t cos(z_u, z_v) + b_t (learned scale and bias)
 
 ``TConv`` is PyG ``TransformerConv`` with its defaults (concat, root weight, no beta,
-no dropout), computed by :class:`AttentionConv`; ``GN`` is ``GraphNorm`` over the whole graph. Layer 1, its norm and the
+no dropout), computed by :class:`~.attention.AttentionConv`; ``GN`` is ``GraphNorm`` over the whole graph. Layer 1, its norm and the
 decoder belong to the dataset; everything else to its group. Parameter counts match
 the reference: layer 1 + norm = 512 C + 896 for C cells, one group = 58,048.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +24,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-from torch_geometric.nn import GraphNorm, TransformerConv
+from torch_geometric.nn import GraphNorm
 
 from ..errors import ValidationError
+from .attention import AttentionConv, AttentionGraph
 from .config import ModelConfig
 
 
@@ -103,44 +103,6 @@ class CosineEdgeDecoder(nn.Module):
         u = nn.functional.normalize(z, dim=1, eps=1e-8)
         cos = (u.index_select(0, pairs[0]) * u.index_select(0, pairs[1])).sum(dim=1)
         return self.log_scale.exp() * cos + self.bias
-
-
-class AttentionConv(TransformerConv):
-    """PyG's ``TransformerConv`` in the configuration the model uses (concatenated heads,
-    root weight, no beta gate, no edge features, no dropout), computed more cheaply.
-
-    The same parameters under the same names (checkpoints load either way) and the same
-    function: per head ``out_i = sum_j softmax_j(q_i . k_j / sqrt(C)) v_j``, over the
-    edges ``j -> i`` of ``edge_index`` (sources in row 0, targets in row 1), plus
-    ``W_skip x_i``. The four projections run as one matrix product (the input is read
-    once, and its gradient is one product too), and the attention is written out without
-    PyG's generic message-passing machinery. Together about 6% of a training epoch.
-    """
-
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        heads, channels = self.heads, self.out_channels
-        projections = (self.lin_query, self.lin_key, self.lin_value, self.lin_skip)
-        weight = torch.cat([p.weight for p in projections])
-        bias = torch.cat([p.bias for p in projections])
-        query, key, value, skip = nn.functional.linear(x, weight, bias).split(
-            heads * channels, dim=1
-        )
-        query, key, value = (t.reshape(-1, heads, channels) for t in (query, key, value))
-        source, target = edge_index[0], edge_index[1]
-        n = x.shape[0]
-        scores = (query.index_select(0, target) * key.index_select(0, source)).sum(-1)
-        scores = scores / math.sqrt(channels)
-        # Softmax over each target's incoming edges, shifted by the target's maximum (a
-        # constant per target, so no gradient flows through it), as PyG's softmax.
-        peak = scores.new_full((n, heads), float("-inf")).scatter_reduce(
-            0, target.unsqueeze(1).expand_as(scores), scores.detach(), "amax"
-        )
-        weights = (scores - peak.index_select(0, target)).exp()
-        total = weights.new_zeros(n, heads).index_add_(0, target, weights) + 1e-16
-        weights = weights / total.index_select(0, target)
-        messages = value.index_select(0, source) * weights.unsqueeze(-1)
-        out = messages.new_zeros(n, heads, channels).index_add_(0, target, messages)
-        return out.reshape(n, heads * channels) + skip
 
 
 #: Shared gene vectors start small beside layer 1's normalised output (unit scale), so the
@@ -247,14 +209,19 @@ class MuSeGNNModule(nn.Module):
     def group_module(self, i: int) -> nn.Module:
         return self.groups[self._group_key[i]]
 
-    def encode(self, i: int, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """Gene embeddings (n_i x embedding_dim) of dataset ``i`` from its features and edges."""
+    def encode(
+        self, i: int, x: torch.Tensor, edge_index: torch.Tensor | AttentionGraph
+    ) -> torch.Tensor:
+        """Gene embeddings (n_i x embedding_dim) of dataset ``i`` from its features and edges
+        (a ``2 x E`` edge list, or the :class:`AttentionGraph` prepared from it)."""
         spec = self.specs[i]
         if x.dim() != 2 or x.shape != (spec.n_genes, spec.n_cells):
             raise ValueError(
                 f"Dataset {spec.name!r} expects features of shape "
                 f"({spec.n_genes}, {spec.n_cells}), got {tuple(x.shape)}"
             )
+        if not isinstance(edge_index, AttentionGraph):
+            edge_index = AttentionGraph.from_edge_index(edge_index, spec.n_genes)
         d = self.dataset_module(i)
         g = self.group_module(i)
         h1 = self.act(d.norm(d.conv(x, edge_index)))
