@@ -59,8 +59,15 @@ def test_binary_auc_matches_sklearn_with_ties():
     assert binary_auc(y, score, weight) == pytest.approx(
         roc_auc_score(y, score, sample_weight=weight), abs=1e-12
     )
+    # many distinct weights: the joint ranking instead of counting per weight class
+    weight = rng.random(500) + 0.1
+    assert binary_auc(y, score, weight) == pytest.approx(
+        roc_auc_score(y, score, sample_weight=weight), abs=1e-12
+    )
     assert binary_auc([1, 0, 1, 0], [0.9, 0.1, 0.5, 0.5]) == pytest.approx(0.875)
+    assert binary_auc([1, 0, 1, 0], [0.9, 0.1, 0.5, 0.5], [1, 2, 0, 1]) == pytest.approx(1.0)
     assert math.isnan(binary_auc(np.ones(4), np.arange(4)))
+    assert math.isnan(binary_auc([], []))
 
 
 # ----------------------------------------------------------------------- ASW

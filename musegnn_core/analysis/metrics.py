@@ -93,16 +93,42 @@ def limit_threads(threads: int | None = 1) -> Iterator[None]:
         yield
 
 
+def _pairs_below(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Sum over (positive, negative) score pairs of [negative < positive] + [equal] / 2.
+
+    Both classes sorted by value (a direct sort, several times faster than the indirect
+    sort a joint ranking needs), then each positive located among the negatives.
+    """
+    negative = np.sort(negative)
+    positive = np.sort(positive)
+    below = np.searchsorted(negative, positive, side="left")
+    up_to = np.searchsorted(negative, positive, side="right")
+    return float(below.sum(dtype=np.int64)) + 0.5 * float((up_to - below).sum(dtype=np.int64))
+
+
+#: Weighted AUCs with at most this many distinct weights count pairs per weight class.
+_FEW_WEIGHTS = 8
+
+
 def binary_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray | None = None) -> float:
     """ROC AUC (Mann-Whitney, ties counted half), optionally weighted; NaN with one class.
 
     Same value as :func:`sklearn.metrics.roc_auc_score` (with ``sample_weight``), faster
-    on the million-entry vectors of :func:`auc_edges`.
+    on the million-entry vectors of :func:`auc_edges` and the edge AUCs of
+    :mod:`~musegnn_core.analysis.coherence`: with no weights, or few distinct ones (as
+    there: 1 on the diagonal, 2 off it), the pairs are counted from each class sorted on
+    its own.
     """
     y = np.asarray(y).astype(bool).ravel()
     score = np.asarray(score, dtype=np.float64).ravel()
-    weight = np.ones(y.size) if weight is None else np.asarray(weight, dtype=np.float64).ravel()
-    order = np.argsort(score, kind="stable")
+    if weight is not None:
+        weight = np.asarray(weight, dtype=np.float64).ravel()
+    if not np.isnan(score).any():
+        levels = np.ones(1) if weight is None else np.unique(weight)
+        if levels.size <= _FEW_WEIGHTS:
+            return _auc_by_weight_class(y, score, weight, levels)
+    weight = np.ones(y.size) if weight is None else weight
+    order = np.argsort(score)  # ties are grouped by value below, so no stable sort
     y, score, weight = y[order], score[order], weight[order]
     starts = np.r_[0, np.flatnonzero(np.diff(score)) + 1] if score.size else np.zeros(0, int)
     if starts.size == 0:
@@ -114,6 +140,23 @@ def binary_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray | None = Non
         return float("nan")
     below = np.cumsum(negative) - negative  # negative weight strictly below each score
     return float((positive * (below + 0.5 * negative)).sum() / (total_pos * total_neg))
+
+
+def _auc_by_weight_class(y, score, weight, levels) -> float:
+    if weight is None:
+        classes = [(1.0, np.ones(y.size, dtype=bool))]
+    else:
+        classes = [(w, weight == w) for w in levels if w != 0]
+    total_pos = sum(w * np.count_nonzero(y & members) for w, members in classes)
+    total_neg = sum(w * np.count_nonzero(~y & members) for w, members in classes)
+    if total_pos <= 0 or total_neg <= 0:
+        return float("nan")
+    pairs = sum(
+        w_pos * w_neg * _pairs_below(score[y & pos], score[~y & neg])
+        for w_pos, pos in classes
+        for w_neg, neg in classes
+    )
+    return float(pairs / (total_pos * total_neg))
 
 
 # ----------------------------------------------------------------- metrics
