@@ -9,8 +9,9 @@ For dataset t in sharing group g (defaults in brackets)::
                                  # or a_t cos(z_u, z_v) + b_t (learned scale and bias)
 
 ``TConv`` is PyG ``TransformerConv`` with its defaults (concat, root weight, no beta,
-no dropout), computed by :class:`~.attention.AttentionConv`; ``GN`` is ``GraphNorm`` over the whole graph. Layer 1, its norm and the
-decoder belong to the dataset; everything else to its group. Parameter counts match
+no dropout), computed by :class:`~.attention.AttentionConv`; ``GN`` is ``GraphNorm`` over
+the whole graph. Layer 1, its norm and the decoder belong to the dataset; everything else
+to its group. Parameter counts match
 the reference: layer 1 + norm = 512 C + 896 for C cells, one group = 58,048.
 """
 
@@ -274,9 +275,9 @@ def edge_index_from_adjacency(adjacency) -> torch.Tensor:
     """``2 x E`` long tensor of the nonzeros of a (sparse or dense) adjacency, self-loops kept,
     ordered by target (``edge_index[1]``), then source.
 
-    Message passing gathers at and scatters into the targets; with them in order those reads
-    and writes walk memory forwards, which makes an attention layer's pass over the edges
-    about a sixth cheaper on a CPU than in the adjacency's row order.
+    That is the CSR layout the attention layers work in (:class:`AttentionGraph`, row ``i``
+    holding target ``i``'s incoming edges), and the order in which edge-by-edge message
+    passing reads and writes memory forwards.
     """
     by_target = sp.csr_matrix(sp.csr_matrix(adjacency).T)
     by_target.sort_indices()
