@@ -11,8 +11,8 @@ For dataset t in sharing group g (defaults in brackets)::
 ``TConv`` is PyG ``TransformerConv`` with its defaults (concat, root weight, no beta,
 no dropout), computed by :class:`~.attention.AttentionConv`; ``GN`` is ``GraphNorm`` over
 the whole graph. Layer 1, its norm and the decoder belong to the dataset; everything else
-to its group. Parameter counts match
-the reference: layer 1 + norm = 512 C + 896 for C cells, one group = 58,048.
+to its group. Parameter counts match the reference: layer 1 + norm = 512 C + 896 for C
+cells, one group = 58,048.
 """
 
 from __future__ import annotations
@@ -272,20 +272,12 @@ class MuSeGNNModule(nn.Module):
 
 
 def edge_index_from_adjacency(adjacency) -> torch.Tensor:
-    """``2 x E`` long tensor of the nonzeros of a (sparse or dense) adjacency, self-loops kept,
-    ordered by target (``edge_index[1]``), then source.
-
-    That is the CSR layout the attention layers work in (:class:`AttentionGraph`, row ``i``
-    holding target ``i``'s incoming edges), and the order in which edge-by-edge message
-    passing reads and writes memory forwards.
-    """
-    by_target = sp.csr_matrix(sp.csr_matrix(adjacency).T)
-    by_target.sort_indices()
-    coo = by_target.tocoo()
+    """``2 x E`` long tensor of the nonzeros of a (sparse or dense) adjacency, self-loops kept."""
+    coo = sp.coo_matrix(adjacency)
     keep = coo.data != 0
-    sources = coo.col[keep].astype(np.int64)
-    targets = coo.row[keep].astype(np.int64)
-    return torch.from_numpy(np.stack([sources, targets]))
+    rows = coo.row[keep].astype(np.int64)
+    cols = coo.col[keep].astype(np.int64)
+    return torch.from_numpy(np.stack([rows, cols]))
 
 
 def dense_target(adjacency) -> torch.Tensor:
