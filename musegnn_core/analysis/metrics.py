@@ -124,9 +124,12 @@ def binary_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray | None = Non
     if weight is not None:
         weight = np.asarray(weight, dtype=np.float64).ravel()
     if not np.isnan(score).any():
-        levels = np.ones(1) if weight is None else np.unique(weight)
+        if weight is None:
+            return _auc_by_weight_class(y, score, [(1.0, np.ones(y.size, dtype=bool))])
+        levels = np.unique(weight)
         if levels.size <= _FEW_WEIGHTS:
-            return _auc_by_weight_class(y, score, weight, levels)
+            classes = [(w, weight == w) for w in levels if w != 0]
+            return _auc_by_weight_class(y, score, classes)
     weight = np.ones(y.size) if weight is None else weight
     order = np.argsort(score)  # ties are grouped by value below, so no stable sort
     y, score, weight = y[order], score[order], weight[order]
@@ -142,11 +145,8 @@ def binary_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray | None = Non
     return float((positive * (below + 0.5 * negative)).sum() / (total_pos * total_neg))
 
 
-def _auc_by_weight_class(y, score, weight, levels) -> float:
-    if weight is None:
-        classes = [(1.0, np.ones(y.size, dtype=bool))]
-    else:
-        classes = [(w, weight == w) for w in levels if w != 0]
+def _auc_by_weight_class(y, score, classes) -> float:
+    """AUC from (weight, member mask) classes: each pair of classes counted on its own."""
     total_pos = sum(w * np.count_nonzero(y & members) for w, members in classes)
     total_neg = sum(w * np.count_nonzero(~y & members) for w, members in classes)
     if total_pos <= 0 or total_neg <= 0:
