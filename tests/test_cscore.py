@@ -9,7 +9,7 @@ import torch
 from scipy import stats
 
 from benchmarks.cscore_numpy_reference import cscore_numpy
-from musegnn_core.graphs.cscore import CSCoreResult, coexpression_adjacency, cscore
+from musegnn_core.graphs.cscore import CSCoreResult, _gram, coexpression_adjacency, cscore
 
 # Toy example of shared/docs/cscore-sparkx.md §3.1(a); the Python and R references agree on it.
 TOY_DEPTH = np.array(
@@ -140,6 +140,14 @@ def test_outputs_symmetric_and_bounded(sim):
     assert np.abs(res.est).max() <= 1.0
     assert np.nanmax(res.p_value) <= 1.0 and np.nanmin(res.p_value) >= 0.0
     assert np.all(np.diag(res.p_value) < 1e-10)
+
+
+def test_gram_is_exactly_symmetric_on_both_paths():
+    a = torch.randn(50, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for x in (a, a.to(torch.bfloat16)):  # NumPy's syrk; the plain matmul other devices use
+        g = _gram(x)
+        assert torch.equal(g, g.T)
+        torch.testing.assert_close(g.double(), a.T @ a, rtol=0.05, atol=0.5)
 
 
 def test_invariant_to_depth_scaling(toy):

@@ -15,7 +15,9 @@ from musegnn_core.graphs.orthologs import (
     default_ortholog_table_path,
     load_ortholog_table,
     map_genes_to_human,
+    one_to_one_lookup,
     one_to_one_orthologs,
+    ortholog_lookup,
 )
 from musegnn_core.graphs.qc import run_qc
 from tests.conftest import requires_shared_data
@@ -95,6 +97,24 @@ def test_load_table_tsv_gz_and_csv(tmp_path):
     table = load_ortholog_table(csv)
     assert list(table.columns) == ["human_symbol", "mouse_symbol"]
     assert pairs(table) == {("ACTB", "Actb")}  # stripped; the row without a symbol dropped
+
+
+def test_ortholog_lookup_reads_a_file_once_until_it_changes(tmp_path):
+    path = tmp_path / "orth.tsv"
+    HAND_MADE.to_csv(path, sep="\t", index=False)
+    first = ortholog_lookup(path)
+    assert first.to_dict() == one_to_one_lookup(HAND_MADE).to_dict()
+    assert first.to_dict() == {"Actb": "ACTB", "A2m": "A2M", "Serpina1a": "SERPINA1",
+                               "Serpina3n": "SERPINA3"}  # fmt: skip
+    assert ortholog_lookup(path) is first  # cached
+    mapped = map_genes_to_human(["Actb", "Ccl3"], "mouse", first)
+    assert list(mapped["human"]) == ["ACTB", None]  # a ready lookup maps as the table does
+
+    HAND_MADE.iloc[:1].to_csv(path, sep="\t", index=False)  # a new table, smaller file
+    assert ortholog_lookup(path).to_dict() == {"Actb": "ACTB"}
+    path.unlink()
+    with pytest.raises(InputFileError, match="not found"):
+        ortholog_lookup(path)
 
 
 def test_load_table_errors(tmp_path):

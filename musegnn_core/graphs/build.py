@@ -244,9 +244,7 @@ def map_node_names(
             "table": None,
             "warning": "no ortholog table: mouse genes keep mouse symbols",
         }
-    mapping = orthologs.map_genes_to_human(
-        genes, "mouse", orthologs.load_ortholog_table(table_path)
-    )
+    mapping = orthologs.map_genes_to_human(genes, "mouse", orthologs.ortholog_lookup(table_path))
     human = mapping["human"]
     nodes = [h if h is not None else g for g, h in zip(genes, human, strict=True)]
     mapped = int(human.notna().sum())

@@ -140,16 +140,20 @@ def _nb_weights(m: torch.Tensor, s2: torch.Tensor, mu: torch.Tensor, theta_bar: 
 
 
 def _gram(a: torch.Tensor) -> torch.Tensor:
-    """``aᵀa`` for an n×p matrix.
+    """``aᵀa`` for an n×p matrix, exactly symmetric.
 
     On CPU this goes through NumPy, whose matmul recognises the ``aᵀa`` pattern and
-    calls BLAS ``syrk`` (half the flops of a general product; torch has no syrk).
-    The arrays are shared, not copied. On other devices it is a plain matmul.
+    calls BLAS ``syrk`` (half the flops of a general product; torch has no syrk) and
+    mirrors the triangle it computed. The arrays are shared, not copied. On other
+    devices it is a plain matmul, averaged with its transpose to undo rounding.
+    Everything computed from the Gram matrices is element-wise, so the p×p outputs of
+    :func:`cscore` are exactly symmetric too.
     """
     if a.device.type == "cpu" and a.dtype in (torch.float32, torch.float64):
         an = a.numpy()
         return torch.from_numpy(an.T @ an)
-    return a.T @ a
+    g = a.T @ a
+    return g.add_(g.T.clone()).mul_(0.5)
 
 
 def _log_change(theta: torch.Tensor, theta_prev: torch.Tensor) -> float | None:
@@ -242,11 +246,6 @@ def _correlation(
     return est
 
 
-def _symmetrise(a: torch.Tensor) -> torch.Tensor:
-    """Average with the transpose: the products are symmetric up to rounding."""
-    return 0.5 * (a + a.T)
-
-
 def cscore(
     counts,
     seq_depth,
@@ -299,13 +298,13 @@ def _cscore(
     theta = st.mu.square() / st.sigma2
     w = _nb_weights(st.m, s2, st.mu, _positive_median(theta))
     num, den = _pair_products(st.r, w, s, s2)
-    sigma_hat = _symmetrise(num / den)
+    sigma_hat = num / den
     bad = ~(torch.isfinite(st.sigma2) & (st.sigma2 > 0))
     est = _correlation(sigma_hat, st.sigma2, bad, post_process)
     # Test statistic: model variances V = M + s² σ, deliberately unclipped (spec §1.5).
     v = torch.addr(st.m, s2, st.sigma2)
     num, den = _pair_products(st.r, v, s, s2)
-    stat = _symmetrise(num / den.sqrt())
+    stat = num / den.sqrt()
     p_value = torch.special.erfc(stat.abs() / math.sqrt(2.0))
     return CSCoreResult(
         est=est.cpu().numpy(),
