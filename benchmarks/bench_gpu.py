@@ -6,14 +6,16 @@ What it measures, each part on its own (a part that fails is reported and the ne
 2. CS-CORE on the GPU against the CPU for the eight shared atlas datasets (their 1000
    most-counted genes after QC) and for one graph of 5,000 genes, with the largest
    difference between the two estimates;
-3. the quick and paper presets' seconds per epoch (median after the first epoch), and the
+3. the attention layer (forward and backward) on the device, edge by edge (the path a GPU
+   takes today) against sparse products (the CPU path), with the largest difference;
+4. the quick and paper presets' seconds per epoch (median after the first epoch), and the
    graph building before them, with peak GPU memory;
-4. bf16 autocast against float32: the quick preset trained 20 epochs both ways from the
+5. bf16 autocast against float32: the quick preset trained 20 epochs both ways from the
    same seed; each loss term must agree within ``BF16_RTOL`` of its float32 value plus
    ``BF16_ATOL``;
-5. the quick preset end to end (graphs, 60 epochs, embeddings, UMAP, Leiden) in a fresh
+6. the quick preset end to end (graphs, 60 epochs, embeddings, UMAP, Leiden) in a fresh
    workspace;
-6. a 2-process ``torchrun ... --distributed`` run when the machine has two GPUs.
+7. a 2-process ``torchrun ... --distributed`` run when the machine has two GPUs.
 
 On the GPU machine (no network): ``make gpu-bundle`` here prepares ``gpu-bundle/`` (the
 wheels its Python lacks and the eight datasets); carry it and run::
@@ -51,6 +53,7 @@ import torch  # noqa: E402
 from musegnn_core.data.demo import fill_demo  # noqa: E402
 from musegnn_core.graphs import qc  # noqa: E402
 from musegnn_core.graphs.cscore import cscore  # noqa: E402
+from musegnn_core.model import attention  # noqa: E402
 from musegnn_core.paths import shared_data_dir  # noqa: E402
 from musegnn_core.settings import make_config  # noqa: E402
 from musegnn_core.train import train  # noqa: E402
@@ -172,6 +175,48 @@ def part_cscore(bench: Bench, workspace: Workspace) -> None:
     cscore(counts, depth, device="cpu")
     cpu = time.perf_counter() - start
     bench.add("cscore", f"{counts.shape[1]} genes on CPU ({largest})", f"{cpu:.1f} s")
+
+
+def part_attention(bench: Bench) -> None:
+    """One ``AttentionConv`` (128 -> 2 heads x 32, layer 2 of ``quick``) on a graph of
+    ``quick``'s size, each kernel path forced in turn."""
+    n_genes, degree = (300, 10) if bench.smoke else (2500, 25)
+    generator = torch.Generator().manual_seed(0)
+    source = torch.arange(n_genes).repeat_interleave(degree)
+    target = torch.randint(0, n_genes, (source.numel(),), generator=generator)
+    edges = torch.unique(
+        torch.cat([torch.stack([source, target]), torch.stack([target, source])], 1), dim=1
+    )
+    device = torch.device(bench.device)
+    graph = attention.AttentionGraph.from_edge_index(edges.to(device), n_genes)
+    torch.manual_seed(0)
+    layer = attention.AttentionConv(128, 32, heads=2).to(device)
+    x = torch.randn(n_genes, 128, device=device, requires_grad=True)
+    bench.add("attention", "graph", f"{n_genes} genes, {graph.n_edges} directed edges")
+
+    def step():
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        out = layer(x, graph)
+        out.square().mean().backward()
+        return out.detach()
+
+    outputs = {}
+    default = attention.uses_sparse_kernels
+    try:
+        for path, sparse in (("edge by edge", False), ("sparse products", True)):
+            attention.uses_sparse_kernels = lambda _x, sparse=sparse: sparse
+            try:
+                seconds = timed(step, repeats=5)
+                outputs[path] = step()
+                bench.add("attention", f"{path} forward+backward ms", round(seconds * 1e3, 2))
+            except Exception as exc:  # e.g. a sparse kernel this device lacks
+                bench.add("attention", f"{path} FAILED", f"{type(exc).__name__}: {exc}")
+    finally:
+        attention.uses_sparse_kernels = default
+    if len(outputs) == 2:
+        diff = (outputs["edge by edge"] - outputs["sparse products"]).abs().max().item()
+        bench.add("attention", "max |output difference|", f"{diff:.1e}")
 
 
 def stop_after(workspace: Workspace, run: str, epochs: int):
@@ -311,6 +356,7 @@ def main() -> int:
         bench.add("data", "datasets", len(workspace.dataset_names()))
         bench.run("device", lambda: part_device(bench))
         bench.run("cscore", lambda: part_cscore(bench, workspace))
+        bench.run("attention", lambda: part_attention(bench))
         bench.run("presets", lambda: part_presets(bench, workspace))
         bench.run("bf16", lambda: part_bf16(bench, workspace))
         bench.run("end to end", lambda: part_end_to_end(bench, Path(tmp) / "fresh"))
