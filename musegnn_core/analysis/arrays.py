@@ -27,3 +27,10 @@ def unit_rows(matrix, dtype=np.float64) -> np.ndarray:
     X = np.asarray(dense(matrix), dtype=dtype)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.maximum(norms, 1e-12)
+
+
+def standard_rows(matrix, dtype=np.float64) -> np.ndarray:
+    """Rows centred and scaled to length 1 (dot products are then Pearson correlations);
+    constant rows become zero."""
+    X = np.asarray(dense(matrix), dtype=dtype)
+    return unit_rows(X - X.mean(axis=1, keepdims=True), dtype)

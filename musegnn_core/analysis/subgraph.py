@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ValidationError
+from .arrays import standard_rows
 
 LIMITS = {"max_neighbours": (0, 100), "max_nodes": (2, 500), "max_edges": (1, 20000)}
 
@@ -64,10 +65,7 @@ def _correlations(features: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> n
     if rows.size == 0:
         return np.zeros(0)
     used = np.unique(np.concatenate([rows, cols]))
-    block = np.asarray(features[used], dtype=np.float64)
-    block = block - block.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(block, axis=1)
-    block /= np.where(norms > 0, norms, 1.0)[:, None]
+    block = standard_rows(features[used])
     where = {g: i for i, g in enumerate(used)}
     a = block[[where[r] for r in rows]]
     b = block[[where[c] for c in cols]]
