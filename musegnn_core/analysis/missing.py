@@ -103,7 +103,7 @@ def explain_missing_gene(workspace, run, gene: str, run_genes: Sequence[str]) ->
     """Per dataset of ``run``: does its raw counts hold ``gene`` (a human symbol, or a
     mouse symbol for mouse data), and why it is not in the graph."""
     from ..graphs.build import ortholog_table_path
-    from ..graphs.orthologs import load_ortholog_table, one_to_one_orthologs
+    from ..graphs.orthologs import ortholog_lookup
     from ..graphs.qc import is_mitochondrial
     from .annotate import run_graph_adjacency
 
@@ -113,7 +113,7 @@ def explain_missing_gene(workspace, run, gene: str, run_genes: Sequence[str]) ->
     graphs = run_graph_adjacency(workspace, run)
     config = run.config()
     metas = {m.name: m for m in workspace.datasets()}
-    pairs = None
+    lookup = None  # mouse symbol -> human symbol, read once (and cached per process)
     rows = []
     for dataset in config.get("datasets", []):
         meta = metas.get(dataset)
@@ -123,14 +123,10 @@ def explain_missing_gene(workspace, run, gene: str, run_genes: Sequence[str]) ->
         names = _var_names(workspace.dataset_path(dataset))
         candidates = [gene]
         if meta.species == "mouse":
-            if pairs is None:
+            if lookup is None:
                 path = ortholog_table_path(workspace)
-                pairs = (
-                    one_to_one_orthologs(load_ortholog_table(path))
-                    if path
-                    else pd.DataFrame(columns=["human_symbol", "mouse_symbol"])
-                )
-            candidates = [*list(pairs.loc[pairs["human_symbol"] == gene, "mouse_symbol"]), gene]
+                lookup = ortholog_lookup(path) if path else pd.Series(dtype=object)
+            candidates = [*lookup.index[lookup.to_numpy() == gene], gene]
         where = {n: i for i, n in enumerate(names)}
         upper = {n.upper(): n for n in names}
         symbol = next((c for c in candidates if c in where), None)
@@ -158,7 +154,7 @@ def explain_missing_gene(workspace, run, gene: str, run_genes: Sequence[str]) ->
             reason = "removed by QC filters: a mitochondrial gene"
         elif cells < min_cells:
             reason = f"removed by QC filters: counts in {cells} cells (at least {min_cells} needed)"
-        elif meta.species == "mouse" and symbol not in set(pairs["mouse_symbol"]):
+        elif meta.species == "mouse" and symbol not in lookup.index:
             reason = "no one-to-one human ortholog, and not among the genes selected for the graph"
         else:
             reason = (
