@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from musegnn_core.analysis import coherence as C
 from musegnn_core.analysis.metrics import binary_auc
+from musegnn_core.analysis.reading import metric_reading
 
 
 class _Graph:
@@ -157,6 +158,37 @@ def test_planted_modules_score_high_and_random_scores_chance():
     noise = [(d, g, rng.normal(size=8)) for d, g, _ in rows]
     scores = C.coherence_scores(C.embedding_blocks(_embedding(noise)), {"lib": sets}, seed=0)
     assert abs(scores["coherence_within:lib"] - 0.5) < 0.05
+
+
+def test_unified_by_datasets_holding_both_shows_what_integration_passes_on():
+    """Genes G0-G59 only in d1, G60-G119 only in d2, G120-G159 in both: pairs across the two
+    private halves are held together by no dataset (bin "0"). With the modules in one place
+    in both datasets those pairs score high; with d2's modules placed anew, each dataset
+    still knows its modules (bin "1" stays high), but nothing passes between them."""
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(8, 16)) * 3
+    genes = [f"G{i}" for i in range(160)]
+    module = {g: i % 8 for i, g in enumerate(genes)}
+    sets = {f"m{k}": [g for g in genes if module[g] == k] for k in range(8)}
+    held = {"d1": genes[:60] + genes[120:], "d2": genes[60:]}
+
+    def scores(d2_centres: np.ndarray) -> dict:
+        place = {"d1": centres, "d2": d2_centres}
+        rows = [
+            (d, g, place[d][module[g]] + rng.normal(size=16))
+            for d, names in held.items()
+            for g in names
+        ]
+        return C.coherence_scores(C.embedding_blocks(_embedding(rows)), {"lib": sets}, seed=0)
+
+    aligned, apart = scores(centres), scores(rng.normal(size=(8, 16)) * 3)
+    assert aligned["coherence_unified[0]:lib"] > 0.95
+    assert abs(apart["coherence_unified[0]:lib"] - 0.5) < 0.15
+    for one in (aligned, apart):
+        assert one["coherence_unified[1]:lib"] > 0.95 and one["coherence_within[1]:lib"] > 0.95
+        assert np.isnan(one["coherence_unified[5+]:lib"])  # two datasets: no such pairs
+    assert "held together by no dataset" in metric_reading("coherence_unified[0]:lib")
+    assert "by 3-4 dataset(s)" in metric_reading("coherence_unified[3-4]:lib")
 
 
 def test_edge_auc_by_dataset_and_same_gene_alignment():

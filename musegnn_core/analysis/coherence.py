@@ -59,6 +59,9 @@ PAIRS_PER_CLASS = 20_000
 PAIRS_PER_CLASS_PER_DATASET = 5_000
 #: Bins of "datasets holding both genes" for the breakdown of ``within``.
 SHARED_BINS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, 10**9, "5+"))
+#: The same for ``unified``, which also scores pairs that no dataset holds together: what
+#: integration passes on to genes that were never measured side by side.
+UNIFIED_BINS = ((0, 0, "0"), *SHARED_BINS)
 
 
 def unit_rows(matrix) -> np.ndarray:
@@ -352,7 +355,8 @@ def coherence_scores(
 ) -> dict[str, float]:
     """``coherence_within:<lib>``, ``coherence_unified:<lib>``,
     ``coherence_per_dataset:<lib>`` (mean over datasets; NaN if none can be scored) and the
-    ``within`` AUROC by datasets holding both genes, ``coherence_within[<bin>]:<lib>``."""
+    AUROC by datasets holding both genes, ``coherence_within[<bin>]:<lib>`` and
+    ``coherence_unified[<bin>]:<lib>`` (bin "0": no dataset holds both)."""
     out: dict[str, float] = {}
     for lib, sets in libraries.items():
         universe = pair_universe(blocks, sets)
@@ -367,7 +371,11 @@ def coherence_scores(
         own = own[np.isfinite(own)]
         out[f"coherence_per_dataset:{lib}"] = float(own.mean()) if own.size else float("nan")
         pairs = sample_gene_pairs(blocks, sets, "unified", seed=seed, universe=universe)
-        out[f"coherence_unified:{lib}"] = binary_auc(pairs.label, unified_similarity(blocks, pairs))
+        unified = unified_similarity(blocks, pairs)
+        out[f"coherence_unified:{lib}"] = binary_auc(pairs.label, unified)
+        for low, high, name in UNIFIED_BINS:
+            keep = (pairs.n_shared >= low) & (pairs.n_shared <= high)
+            out[f"coherence_unified[{name}]:{lib}"] = binary_auc(pairs.label[keep], unified[keep])
     return out
 
 

@@ -66,6 +66,12 @@ def metric_reading(key: str) -> str:
             f"function inside datasets, for gene pairs held together by {held} dataset(s) "
             "(AUROC; 0.5 = chance)."
         )
+    if base == "coherence_unified" and "[" in name:
+        held = name.partition("[")[2].rstrip("]")
+        together = (
+            "held together by no dataset" if held == "0" else f"held together by {held} dataset(s)"
+        )
+        return f"function after integration, for gene pairs {together} (AUROC; 0.5 = chance)."
     if base == "edge_auc" and "[" in name:
         return f"structure in {name.partition('[')[2].rstrip(']')}: its co-expression edges are closer than non-edges (AUROC)."
     return METRIC_READING.get(base, "")
