@@ -191,6 +191,51 @@ def test_unified_by_datasets_holding_both_shows_what_integration_passes_on():
     assert "by 3-4 dataset(s)" in metric_reading("coherence_unified[3-4]:lib")
 
 
+def test_gene_matched_negatives_take_out_what_single_genes_carry():
+    """Well-studied genes sit in more sets, so a similarity that only knows how "popular"
+    each gene is (here: cosine along one shared axis) ranks sharing pairs high without
+    knowing which genes belong together. Against gene-matched negatives it scores chance;
+    planted modules keep their score."""
+    rng = np.random.default_rng(8)
+    genes = [f"G{i}" for i in range(300)]
+    popularity = rng.uniform(size=300)
+    sets = {
+        f"s{k}": [
+            g for g, p in zip(genes, popularity, strict=True) if rng.uniform() < 0.01 + 0.1 * p
+        ]
+        for k in range(40)
+    }
+    rows = [
+        (d, g, [4 * p, *rng.normal(size=7)])
+        for d in ("d1", "d2")
+        for g, p in zip(genes, popularity, strict=True)
+    ]
+    blocks = C.embedding_blocks(_embedding(rows))
+    scores = C.coherence_scores(blocks, {"lib": sets}, seed=0)
+    for scope in ("within", "unified"):
+        assert scores[f"coherence_{scope}:lib"] > 0.57
+        assert abs(scores[f"coherence_{scope}_matched:lib"] - 0.5) < 0.03
+    # The negatives use each gene as often as the positives do, and share no set.
+    universe = C.pair_universe(blocks, sets)
+    pairs = C.sample_gene_pairs(blocks, sets, "unified", per_class=500, seed=1, universe=universe)
+    matched = C.gene_matched_pairs(pairs, universe, "unified", seed=1)
+    pos, neg = matched.label, ~matched.label
+    assert neg.sum() == pos.sum() == 500
+    assert not universe.shares_set[matched.first[neg], matched.second[neg]].any()
+    count = lambda keep: np.bincount(  # noqa: E731
+        np.r_[matched.first[keep], matched.second[keep]], minlength=matched.genes.size
+    )
+    assert np.array_equal(count(pos), count(neg))
+    # Planted modules: what is known about which genes belong together survives matching.
+    centres = rng.normal(size=(6, 8)) * 3
+    module = {g: i % 6 for i, g in enumerate(genes)}
+    modules = {f"m{k}": [g for g in genes if module[g] == k] for k in range(6)}
+    rows = [(d, g, centres[module[g]] + rng.normal(size=8)) for d in ("d1", "d2") for g in genes]
+    scores = C.coherence_scores(C.embedding_blocks(_embedding(rows)), {"lib": modules}, seed=0)
+    assert scores["coherence_within_matched:lib"] > 0.95
+    assert scores["coherence_unified_matched:lib"] > 0.95
+
+
 def test_edge_auc_by_dataset_and_same_gene_alignment():
     emb = _embedding(
         [

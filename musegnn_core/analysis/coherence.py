@@ -232,6 +232,45 @@ def sample_gene_pairs(
     return GenePairs(genes, first, second, label, together[first, second])
 
 
+def gene_matched_pairs(
+    pairs: GenePairs, universe: PairUniverse, scope: str = "within", seed: int = 0
+) -> GenePairs:
+    """The pairs sharing a set of ``pairs``, against negatives that re-pair their genes.
+
+    The negatives join the positives' first genes to a permutation of their second genes,
+    repaired by swaps until no negative shares a set (or, for ``scope="within"``, misses a
+    dataset holding both), so every gene is exactly as frequent among the negatives as
+    among the positives. A property of single genes (how expressed, how connected, how well
+    annotated: well-studied genes share some set with more genes) then scores chance, 0.5,
+    and only what the similarity knows about *which* genes belong together counts. The few
+    negatives that no swap repairs are left out.
+    """
+    a, b = pairs.first[pairs.label], pairs.second[pairs.label]
+    m = a.size
+
+    def valid(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        ok = (x != y) & ~universe.shares_set[x, y]
+        return ok & (universe.together[x, y] > 0) if scope == "within" else ok
+
+    rng = np.random.default_rng(seed)
+    other = b[rng.permutation(m)]
+    for _ in range(200):
+        bad = np.flatnonzero(~valid(a, other))
+        if bad.size == 0 or m < 2:
+            break
+        partner = rng.integers(0, m, size=bad.size)
+        good = valid(a[bad], other[partner]) & valid(a[partner], other[bad])
+        used = np.zeros(m, dtype=bool)
+        for i, j in zip(bad[good].tolist(), partner[good].tolist(), strict=True):
+            if i != j and not used[i] and not used[j]:
+                used[i] = used[j] = True
+                other[i], other[j] = other[j], other[i]
+    keep = valid(a, other)
+    first, second = np.r_[a, a[keep]], np.r_[b, other[keep]]
+    label = np.r_[np.ones(m, bool), np.zeros(int(keep.sum()), bool)]
+    return GenePairs(pairs.genes, first, second, label, universe.together[first, second])
+
+
 # ------------------------------------------------------------------ similarity
 def within_similarity(blocks: GeneBlocks, pairs: GenePairs) -> np.ndarray:
     """Mean over the datasets holding both genes of the pair's cosine (NaN if none)."""
@@ -356,7 +395,9 @@ def coherence_scores(
     """``coherence_within:<lib>``, ``coherence_unified:<lib>``,
     ``coherence_per_dataset:<lib>`` (mean over datasets; NaN if none can be scored) and the
     AUROC by datasets holding both genes, ``coherence_within[<bin>]:<lib>`` and
-    ``coherence_unified[<bin>]:<lib>`` (bin "0": no dataset holds both)."""
+    ``coherence_unified[<bin>]:<lib>`` (bin "0": no dataset holds both), and both measures
+    against gene-matched negatives (:func:`gene_matched_pairs`),
+    ``coherence_within_matched:<lib>`` and ``coherence_unified_matched:<lib>``."""
     out: dict[str, float] = {}
     for lib, sets in libraries.items():
         universe = pair_universe(blocks, sets)
@@ -370,12 +411,20 @@ def coherence_scores(
         own = np.array(list(own.values()))
         own = own[np.isfinite(own)]
         out[f"coherence_per_dataset:{lib}"] = float(own.mean()) if own.size else float("nan")
+        matched = gene_matched_pairs(pairs, universe, "within", seed=seed)
+        out[f"coherence_within_matched:{lib}"] = binary_auc(
+            matched.label, within_similarity(blocks, matched)
+        )
         pairs = sample_gene_pairs(blocks, sets, "unified", seed=seed, universe=universe)
         unified = unified_similarity(blocks, pairs)
         out[f"coherence_unified:{lib}"] = binary_auc(pairs.label, unified)
         for low, high, name in UNIFIED_BINS:
             keep = (pairs.n_shared >= low) & (pairs.n_shared <= high)
             out[f"coherence_unified[{name}]:{lib}"] = binary_auc(pairs.label[keep], unified[keep])
+        matched = gene_matched_pairs(pairs, universe, "unified", seed=seed)
+        out[f"coherence_unified_matched:{lib}"] = binary_auc(
+            matched.label, unified_similarity(blocks, matched)
+        )
     return out
 
 
