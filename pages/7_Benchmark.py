@@ -38,8 +38,20 @@ def row_label(key: str, wrap: bool = False) -> str:
     if key in LABELS:
         return LABELS[key]
     kind, _, library = key.partition(":")
-    names = {"coherence": "Gene-set coherence AUROC", "prediction": "Function prediction AUROC"}
-    return f"{names.get(kind, kind)}{'<br>' if wrap else ' '}({library})" if library else key
+    base, _, held = kind.partition("[")
+    names = {
+        "coherence": "Gene-set coherence AUROC",
+        "prediction": "Function prediction AUROC",
+        "coherence_within": "Coherence within datasets",
+        "coherence_within_matched": "Coherence within datasets, gene-matched",
+        "coherence_per_dataset": "Coherence per dataset",
+        "coherence_unified": "Unified coherence",
+        "coherence_unified_matched": "Unified coherence, gene-matched",
+    }
+    held = held.rstrip("]")
+    pairs = ", pairs no dataset holds together" if held == "0" else f", pairs {held} datasets hold"
+    name = names.get(base, base) + (pairs if held else "")
+    return f"{name}{'<br>' if wrap else ' '}({library})" if library else key
 
 
 evaluation = loaders.evaluation(ctx.run)

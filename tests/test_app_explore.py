@@ -569,7 +569,13 @@ def test_benchmark_says_in_plain_words_what_each_score_rewards(sim):
     six = {"asw": 0.6, "auc": 0.8, "ilisi": 0.3, "gc": 0.9, "cgr": 0.4, "no": 0.2}
     random = {"asw": 0.9, "auc": 0.5, "ilisi": 0.8, "gc": 0.95, "cgr": 0.0, "no": 0.01}
     table = {
-        method: {**scores, "mean_of_six": sum(scores.values()) / 6, "coherence:planted": c}
+        method: {
+            **scores,
+            "mean_of_six": sum(scores.values()) / 6,
+            "coherence:planted": c,
+            "coherence_unified_matched:planted": c,
+            "coherence_unified[0]:planted": c,
+        }
         for method, scores, c in (("musegnn", six, 0.8), ("random", random, 0.5))
     }
     atomic_write_json(
@@ -581,9 +587,17 @@ def test_benchmark_says_in_plain_words_what_each_score_rewards(sim):
     notes = texts(at.info)
     assert "random scores near their maximum" in notes
     assert "Here random beats MuSe-GNN on ASW and iLISI; this is expected" in notes
-    assert "MuSe-GNN is ahead of every baseline on 4 of the structure and function" in notes
+    assert "MuSe-GNN is ahead of every baseline on 6 of the structure and function" in notes
     reading = find_table(at, "score", "what it rewards")
     rewards = dict(zip(reading["score"], reading["what it rewards"], strict=True))
     assert rewards["iLISI"].startswith("mixing")
     assert rewards["AUC (graph edges)"].startswith("structure")
     assert all(len(text) > 20 for text in rewards.values())
+    assert (
+        "only which genes belong together counts"
+        in rewards["Unified coherence, gene-matched (planted)"]
+    )
+    assert (
+        "held together by no dataset"
+        in rewards["Unified coherence, pairs no dataset holds together (planted)"]
+    )

@@ -43,7 +43,8 @@ METRIC_READING = {
     "single genes (how expressed, how connected, how well studied: well-annotated genes "
     "share some set with more genes) scores 0.5, and only which genes belong together counts.",
     "coherence_unified_matched": "function beyond the genes themselves, after integration: as "
-    "'unified', with the gene-matched pairs of 'within (matched)'.",
+    "'unified', but the pairs sharing no set re-pair the genes of the pairs that share one, so "
+    "a property of single genes scores 0.5, and only which genes belong together counts.",
     "edge_auc": "structure: a dataset's co-expression edges are closer in the embedding than "
     "non-edges (AUROC; 0.5 = chance).",
     "edge_auc_median": "structure: the median over datasets of the edge AUROC.",
