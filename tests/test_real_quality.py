@@ -43,6 +43,11 @@ def test_quick_preset_knows_more_function_than_coexpression(tmp_path, monkeypatc
         for baseline in ("coexpression", "profile", "pca", "gae", "random"):
             assert ours[within] > table.loc[within, baseline], (library, baseline)
             assert ours[unified] > table.loc[unified, baseline], (library, baseline)
+        # Which genes belong together, not only which genes are expressed or connected:
+        # against gene-matched negatives, where traits of single genes score 0.5.
+        matched = f"coherence_within_matched:{library}"
+        for baseline in ("coexpression", "profile", "pca", "gae", "random"):
+            assert ours[matched] > table.loc[matched, baseline], (library, baseline)
         # Each dataset alone: its vectors beat its co-expression and its PCA clearly (the
         # "within" average favours the baselines, whose datasets err independently).
         own = f"coherence_per_dataset:{library}"
