@@ -426,6 +426,10 @@ def sharing_group(tissue: str, modality: str, share: str = "group") -> str:
 
 # ----------------------------------------------------------------------- training
 LR_SCHEDULES = ("constant", "cosine")
+#: How a step's partner dataset is drawn: ``uniform`` (any other dataset alike) or
+#: ``overlap`` (in proportion to the summed neighbourhood overlap of the genes the two
+#: datasets share, the Jaccard weights of the similarity loss).
+PARTNER_DRAWS = ("uniform", "overlap")
 
 
 def learning_rate_factor(schedule: str, epoch: int, epochs: int) -> float:
@@ -508,6 +512,15 @@ class TrainConfig:
         "(the reference reconstructs the first only).",
         flag="--reconstruct-partner",
     )
+    partner_draw: str = setting(
+        "uniform",
+        "Partner of a step",
+        help="Each step pairs a dataset with a partner: any other alike (the reference), or "
+        "more often the datasets whose shared genes have the same graph neighbours.",
+        choices=PARTNER_DRAWS,
+        choice_labels={"uniform": "any dataset alike (reference)", "overlap": "by overlap"},
+        flag="--partner-draw",
+    )
     checkpoint_every: int = setting(25, "Checkpoint every N epochs", low=1)
     mixed_precision: bool = setting(True, "bfloat16 autocast on a GPU")
     umap_neighbors: int = setting(15, "UMAP neighbours", low=2, high=200)
@@ -555,6 +568,7 @@ PRESETS: dict[str, TrainConfig] = {
         lr_encoder=2e-3,
         lr_decoder=2e-3,
         reconstruct_partner=True,
+        partner_draw="overlap",
         checkpoint_every=10,
         model=ModelConfig(
             heads1=2,
@@ -741,6 +755,8 @@ def preset_summary(preset: str) -> str:
         choices.append("a learned vector per gene shared by its datasets")
     if config.reconstruct_partner:
         choices.append("both graphs of a step reconstructed")
+    if config.partner_draw == "overlap":
+        choices.append("partners drawn by neighbourhood overlap")
     if m.heads1 != reference.heads1:
         choices.append(f"{m.heads1} attention heads in layer 1")
     if m.embedding_dim != reference.embedding_dim:

@@ -41,7 +41,12 @@ from .model.module import (
     edge_index_from_adjacency,
     undirected_edges,
 )
-from .model.pairs import compute_all_pair_stats, gene_vocabulary, resample_neighbours
+from .model.pairs import (
+    compute_all_pair_stats,
+    gene_vocabulary,
+    partner_overlap,
+    resample_neighbours,
+)
 from .progress import ProgressRecorder
 from .runs import Run, check_run_name, get_run, list_runs, new_run_name, run_folder
 from .settings import (  # noqa: F401 (GraphConfig, ModelConfig, PRESETS: re-exported)
@@ -147,6 +152,9 @@ class TrainingState:
     history: list[dict] = field(default_factory=list)
     #: This rank's place among several training processes (torchrun), else None.
     distributed: Distributed | None = None
+    #: How often each dataset is drawn as a partner (``partner_draw="overlap"``), else
+    #: None for a uniform draw.
+    partner_overlap: np.ndarray | None = None
 
     @property
     def writes_outputs(self) -> bool:
@@ -263,8 +271,16 @@ def set_learning_rates(optimizer: torch.optim.Optimizer, config: TrainConfig, ep
         group["lr"] = group["base_lr"] * factor
 
 
-def draw_partner(rng: np.random.Generator, t: int, n: int) -> int:
-    """The dataset paired with dataset ``t`` in a step: any other, uniformly."""
+def draw_partner(
+    rng: np.random.Generator, t: int, n: int, overlap: np.ndarray | None = None
+) -> int:
+    """The dataset paired with dataset ``t`` in a step: any other, uniformly, or with
+    ``overlap`` (:func:`~musegnn_core.model.pairs.partner_overlap`) in proportion to row
+    ``t`` (uniformly when ``t`` overlaps no other dataset)."""
+    if overlap is not None:
+        row = np.where(np.arange(n) == t, 0.0, overlap[t])
+        if row.sum() > 0:
+            return int(rng.choice(n, p=row / row.sum()))
     return int(rng.choice([i for i in range(n) if i != t]))
 
 
@@ -285,7 +301,9 @@ def train_epoch(state: TrainingState, config: TrainConfig) -> dict:
     )
     ranks = state.distributed
     # Drawn for all steps on every rank, so the ranks' generators stay the same.
-    partners = [draw_partner(state.rng, t, n) for t in range(n)] if n > 1 else []
+    partners = (
+        [draw_partner(state.rng, t, n, state.partner_overlap) for t in range(n)] if n > 1 else []
+    )
     seeds = None if ranks is None else ranks.step_seeds(state.rng, n)
     for t in range(n) if ranks is None else ranks.own_steps(n):
         if seeds is not None:  # a step's draws do not depend on how many ranks there are
@@ -513,6 +531,8 @@ def _train_locked(workspace, config, datasets, run_name, resume, callback, distr
         device=device,
     )
     state.distributed = distributed
+    if config.partner_draw == "overlap":
+        state.partner_overlap = partner_overlap(state.pairs, len(graphs))
     start_epoch = 0
 
     if resume:

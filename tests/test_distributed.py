@@ -110,7 +110,7 @@ def reference_epoch(world: int):
     def epoch(state, config) -> dict:
         module, data = state.module, state.data
         n = len(data.graphs)
-        partners = [draw_partner(state.rng, t, n) for t in range(n)]
+        partners = [draw_partner(state.rng, t, n, state.partner_overlap) for t in range(n)]
         seeds = plan.step_seeds(state.rng, n)
         sums = np.zeros(len(LOSS_TERMS))
         for start in range(0, n, world):

@@ -16,8 +16,10 @@ from musegnn_core.model.pairs import (
     compute_all_pair_stats,
     compute_pair_stats,
     draw_neighbours,
+    partner_overlap,
     resample_neighbours,
 )
+from musegnn_core.train import draw_partner
 
 
 def _graph(genes, edges, n=None, self_loops=True):
@@ -77,6 +79,27 @@ def test_jaccard_weights_match_a_hand_computation():
     assert stats.only_t.tolist() == [2] and stats.only_s.tolist() == [0]
     assert stats.neighbour_only_t.item() in (1, 2)  # C's neighbours: B or itself
     assert stats.neighbour_only_s.item() in (0, 2)  # D's neighbours: itself or A
+
+
+def test_partner_overlap_sums_the_jaccard_weights_of_each_pair():
+    t = _graph(["A", "B", "C"], [(0, 1), (1, 2)])
+    s = _graph(["D", "B", "A"], [(2, 1), (2, 0)])
+    u = _graph(["X", "Y"], [(0, 1)])  # shares no gene with t or s
+    overlap = partner_overlap(compute_all_pair_stats([t, s, u], seed=0), 3)
+    # t and s: A and B each 2/3 (the hand computation above).
+    np.testing.assert_allclose(overlap, [[0, 4 / 3, 0], [4 / 3, 0, 0], [0, 0, 0]], rtol=1e-6)
+
+
+def test_partners_drawn_by_overlap():
+    overlap = np.array([[0, 1, 3, 0], [1, 0, 0, 0], [3, 0, 0, 0], [0, 0, 0, 0.0]])
+    rng = np.random.default_rng(0)
+    draws = np.array([draw_partner(rng, 0, 4, overlap) for _ in range(4000)])
+    assert set(draws.tolist()) == {1, 2}  # never itself, never a dataset it shares nothing with
+    assert abs((draws == 2).mean() - 0.75) < 0.03
+    assert {draw_partner(rng, 1, 4, overlap) for _ in range(50)} == {0}
+    # A dataset overlapping no other falls back to the uniform draw.
+    assert {draw_partner(rng, 3, 4, overlap) for _ in range(200)} == {0, 1, 2}
+    assert {draw_partner(rng, 3, 4) for _ in range(200)} == {0, 1, 2}
 
 
 @pytest.mark.parametrize("seed", range(6))

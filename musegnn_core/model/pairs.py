@@ -241,6 +241,16 @@ def compute_all_pair_stats(
     return out
 
 
+def partner_overlap(pairs: dict[tuple[int, int], PairStats], n: int) -> np.ndarray:
+    """The n x n matrix of each pair's summed Jaccard weights: how much of the two graphs'
+    neighbourhoods agree over the genes they share (0 on the diagonal). Symmetric, since
+    (t, s) and (s, t) carry the same weights."""
+    overlap = np.zeros((n, n))
+    for (t, s), stats in pairs.items():
+        overlap[t, s] = float(stats.weights.double().sum())
+    return overlap
+
+
 def resample_neighbours(
     pair: PairStats,
     adj_t,
