@@ -47,9 +47,16 @@ def row_label(key: str, wrap: bool = False) -> str:
         "coherence_per_dataset": "Coherence per dataset",
         "coherence_unified": "Unified coherence",
         "coherence_unified_matched": "Unified coherence, gene-matched",
+        "coherence_within_by_set_size": "Coherence within datasets",
+        "coherence_unified_by_set_size": "Unified coherence",
     }
     held = held.rstrip("]")
-    pairs = ", pairs no dataset holds together" if held == "0" else f", pairs {held} datasets hold"
+    if base.endswith("_by_set_size"):
+        pairs = f", pairs sharing a set of {held} genes"
+    elif held == "0":
+        pairs = ", pairs no dataset holds together"
+    else:
+        pairs = f", pairs {held} datasets hold"
     name = names.get(base, base) + (pairs if held else "")
     return f"{name}{'<br>' if wrap else ' '}({library})" if library else key
 

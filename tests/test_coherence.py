@@ -191,6 +191,44 @@ def test_unified_by_datasets_holding_both_shows_what_integration_passes_on():
     assert "by 3-4 dataset(s)" in metric_reading("coherence_unified[3-4]:lib")
 
 
+def test_smallest_shared_set_on_a_hand_library():
+    blocks = C.embedding_blocks(
+        _embedding([("d1", g, [1.0, 0.0]) for g in ("A", "B", "C", "D", "E")])
+    )
+    # "big" counts its genes in the library, X and Y too, though no dataset holds them.
+    sets = {"big": ["A", "B", "C", "X", "Y"], "small": ["A", "B"], "mid": ["B", "C", "D"]}
+    universe = C.pair_universe(blocks, sets)
+    index = {g: i for i, g in enumerate(universe.genes)}
+    first = np.array([index[g] for g in ("A", "B", "A", "C", "A")])
+    second = np.array([index[g] for g in ("B", "C", "C", "D", "D")])
+    assert C.smallest_shared_set(universe, first, second).tolist() == [2, 3, 5, 3, 0]
+
+
+def test_coherence_by_set_size_tells_specific_sets_from_broad_ones():
+    """Pairs in one of eight small modules sit together; the broad set spans half of
+    all genes and nothing in the embedding follows it. Each bin is scored against all
+    pairs sharing no set, so the small sets score high and the broad one at chance."""
+    rng = np.random.default_rng(5)
+    genes = [f"G{i}" for i in range(200)]
+    module = {g: i % 8 for i, g in enumerate(genes)}
+    sets = {f"m{k}": [g for g in genes if module[g] == k][:20] for k in range(8)}
+    sets["broad"] = genes[100:200] + [f"X{i}" for i in range(500)]  # 600 genes in the library
+    centres = rng.normal(size=(8, 16)) * 3
+    rows = [
+        (d, g, (centres[module[g]] if g in sets[f"m{module[g]}"] else 0) + rng.normal(size=16))
+        for d in ("d1", "d2")
+        for g in genes
+    ]
+    scores = C.coherence_scores(C.embedding_blocks(_embedding(rows)), {"lib": sets}, seed=0)
+    for scope in ("within", "unified"):
+        assert scores[f"coherence_{scope}_by_set_size[1-100]:lib"] > 0.9
+        assert np.isnan(scores[f"coherence_{scope}_by_set_size[101-500]:lib"])  # no such set
+        assert abs(scores[f"coherence_{scope}_by_set_size[501+]:lib"] - 0.5) < 0.05
+    assert "smallest shared set has 1-100 genes" in metric_reading(
+        "coherence_within_by_set_size[1-100]:lib"
+    )
+
+
 def test_gene_matched_negatives_take_out_what_single_genes_carry():
     """Well-studied genes sit in more sets, so a similarity that only knows how "popular"
     each gene is (here: cosine along one shared axis) ranks sharing pairs high without

@@ -62,6 +62,11 @@ SHARED_BINS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, 10**9, "5+"))
 #: The same for ``unified``, which also scores pairs that no dataset holds together: what
 #: integration passes on to genes that were never measured side by side.
 UNIFIED_BINS = ((0, 0, "0"), *SHARED_BINS)
+#: Bins of "genes in the smallest set the pair shares" for the breakdown of ``within`` and
+#: ``unified`` (every bin against all the pairs sharing no set). A library's broad sets
+#: ("regulation of transcription", 2,000 genes) say little about which genes work
+#: together; a small one names a process.
+SET_SIZE_BINS = ((1, 100, "1-100"), (101, 500, "101-500"), (501, 10**9, "501+"))
 
 
 def unit_rows(matrix) -> np.ndarray:
@@ -164,6 +169,8 @@ class PairUniverse:
     genes: np.ndarray
     shares_set: np.ndarray  # genes x genes, bool
     together: np.ndarray  # genes x genes, int32
+    membership: sp.csr_matrix | None = None  # genes x sets, 0/1
+    set_sizes: np.ndarray | None = None  # genes in each set of the library (all, not ours)
 
 
 def pair_universe(blocks: GeneBlocks, gene_sets: Mapping[str, Sequence[str]]) -> PairUniverse:
@@ -181,7 +188,23 @@ def pair_universe(blocks: GeneBlocks, gene_sets: Mapping[str, Sequence[str]]) ->
         genes,
         (membership @ membership.T).toarray() > 0,
         (presence @ presence.T).astype(np.int32),
+        membership,
+        np.array([pd.unique(np.asarray(list(m), dtype=str)).size for m in gene_sets.values()]),
     )
+
+
+def smallest_shared_set(
+    universe: PairUniverse, first: np.ndarray, second: np.ndarray
+) -> np.ndarray:
+    """For each pair (indices into ``universe.genes``), the size in the library of the
+    smallest set both genes belong to; 0 when they share none."""
+    both = universe.membership[first].multiply(universe.membership[second]).tocsr()
+    both.eliminate_zeros()
+    smallest = np.zeros(np.size(first), dtype=np.int64)
+    rows = np.flatnonzero(np.diff(both.indptr))
+    if rows.size:
+        smallest[rows] = np.minimum.reduceat(universe.set_sizes[both.indices], both.indptr[rows])
+    return smallest
 
 
 def sample_gene_pairs(
@@ -364,6 +387,8 @@ def restrict_universe(universe: PairUniverse, genes: np.ndarray) -> PairUniverse
         universe.genes[keep],
         universe.shares_set[np.ix_(keep, keep)],
         np.ones((keep.size, keep.size), dtype=np.int32),
+        None if universe.membership is None else universe.membership[keep],
+        universe.set_sizes,
     )
 
 
@@ -389,42 +414,58 @@ def per_dataset_coherence(
     return out
 
 
+def _auc_by_bin(
+    pairs: GenePairs, score: np.ndarray, values: np.ndarray, bins, negatives_in_every_bin: bool
+) -> dict[str, float]:
+    """AUROC of ``score`` per bin of ``values`` (inclusive bounds); with
+    ``negatives_in_every_bin`` only the positives are binned and each bin is scored against
+    all negatives."""
+    out = {}
+    for low, high, name in bins:
+        keep = (values >= low) & (values <= high)
+        if negatives_in_every_bin:
+            keep |= ~pairs.label
+        out[name] = binary_auc(pairs.label[keep], score[keep])
+    return out
+
+
 def coherence_scores(
     blocks: GeneBlocks, libraries: Mapping[str, Mapping[str, Sequence[str]]], seed: int = 0
 ) -> dict[str, float]:
     """``coherence_within:<lib>``, ``coherence_unified:<lib>``,
-    ``coherence_per_dataset:<lib>`` (mean over datasets; NaN if none can be scored) and the
-    AUROC by datasets holding both genes, ``coherence_within[<bin>]:<lib>`` and
-    ``coherence_unified[<bin>]:<lib>`` (bin "0": no dataset holds both), and both measures
-    against gene-matched negatives (:func:`gene_matched_pairs`),
-    ``coherence_within_matched:<lib>`` and ``coherence_unified_matched:<lib>``."""
+    ``coherence_per_dataset:<lib>`` (mean over datasets; NaN if none can be scored), both
+    measures against gene-matched negatives (:func:`gene_matched_pairs`),
+    ``coherence_within_matched:<lib>`` and ``coherence_unified_matched:<lib>``, and two
+    breakdowns of ``within`` and ``unified``: by datasets holding both genes,
+    ``coherence_within[<bin>]:<lib>`` (bin "0", unified only: no dataset holds both), and by
+    the size of the smallest set the positive pair shares,
+    ``coherence_within_by_set_size[<bin>]:<lib>`` (:data:`SET_SIZE_BINS`)."""
     out: dict[str, float] = {}
     for lib, sets in libraries.items():
         universe = pair_universe(blocks, sets)
-        pairs = sample_gene_pairs(blocks, sets, "within", seed=seed, universe=universe)
-        within = within_similarity(blocks, pairs)
-        out[f"coherence_within:{lib}"] = binary_auc(pairs.label, within)
-        for low, high, name in SHARED_BINS:
-            keep = (pairs.n_shared >= low) & (pairs.n_shared <= high)
-            out[f"coherence_within[{name}]:{lib}"] = binary_auc(pairs.label[keep], within[keep])
-        own = per_dataset_coherence(blocks, sets, seed=seed, universe=universe)
-        own = np.array(list(own.values()))
-        own = own[np.isfinite(own)]
-        out[f"coherence_per_dataset:{lib}"] = float(own.mean()) if own.size else float("nan")
-        matched = gene_matched_pairs(pairs, universe, "within", seed=seed)
-        out[f"coherence_within_matched:{lib}"] = binary_auc(
-            matched.label, within_similarity(blocks, matched)
-        )
-        pairs = sample_gene_pairs(blocks, sets, "unified", seed=seed, universe=universe)
-        unified = unified_similarity(blocks, pairs)
-        out[f"coherence_unified:{lib}"] = binary_auc(pairs.label, unified)
-        for low, high, name in UNIFIED_BINS:
-            keep = (pairs.n_shared >= low) & (pairs.n_shared <= high)
-            out[f"coherence_unified[{name}]:{lib}"] = binary_auc(pairs.label[keep], unified[keep])
-        matched = gene_matched_pairs(pairs, universe, "unified", seed=seed)
-        out[f"coherence_unified_matched:{lib}"] = binary_auc(
-            matched.label, unified_similarity(blocks, matched)
-        )
+        for scope, similarity, held_bins in (
+            ("within", within_similarity, SHARED_BINS),
+            ("unified", unified_similarity, UNIFIED_BINS),
+        ):
+            pairs = sample_gene_pairs(blocks, sets, scope, seed=seed, universe=universe)
+            score = similarity(blocks, pairs)
+            out[f"coherence_{scope}:{lib}"] = binary_auc(pairs.label, score)
+            by_held = _auc_by_bin(pairs, score, pairs.n_shared, held_bins, False)
+            smallest = smallest_shared_set(universe, pairs.first, pairs.second)
+            by_size = _auc_by_bin(pairs, score, smallest, SET_SIZE_BINS, True)
+            out.update({f"coherence_{scope}[{k}]:{lib}": v for k, v in by_held.items()})
+            out.update({f"coherence_{scope}_by_set_size[{k}]:{lib}": v for k, v in by_size.items()})
+            if scope == "within":
+                own = per_dataset_coherence(blocks, sets, seed=seed, universe=universe)
+                own = np.array(list(own.values()))
+                own = own[np.isfinite(own)]
+                out[f"coherence_per_dataset:{lib}"] = (
+                    float(own.mean()) if own.size else float("nan")
+                )
+            matched = gene_matched_pairs(pairs, universe, scope, seed=seed)
+            out[f"coherence_{scope}_matched:{lib}"] = binary_auc(
+                matched.label, similarity(blocks, matched)
+            )
     return out
 
 

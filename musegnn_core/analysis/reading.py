@@ -79,6 +79,14 @@ def metric_reading(key: str) -> str:
             "held together by no dataset" if held == "0" else f"held together by {held} dataset(s)"
         )
         return f"function after integration, for gene pairs {together} (AUROC; 0.5 = chance)."
+    if base in ("coherence_within_by_set_size", "coherence_unified_by_set_size"):
+        size = name.partition("[")[2].rstrip("]")
+        where = "inside datasets" if base.startswith("coherence_within") else "after integration"
+        return (
+            f"function {where}, for gene pairs whose smallest shared set has {size} genes, "
+            "against pairs sharing no set (AUROC; 0.5 = chance). A broad set (hundreds of "
+            "genes) says little about which genes work together; a small one names a process."
+        )
     if base == "edge_auc" and "[" in name:
         return f"structure in {name.partition('[')[2].rstrip(']')}: its co-expression edges are closer than non-edges (AUROC)."
     return METRIC_READING.get(base, "")
