@@ -169,8 +169,8 @@ class PairUniverse:
     genes: np.ndarray
     shares_set: np.ndarray  # genes x genes, bool
     together: np.ndarray  # genes x genes, int32
-    membership: sp.csr_matrix | None = None  # genes x sets, 0/1
-    set_sizes: np.ndarray | None = None  # genes in each set of the library (all, not ours)
+    membership: sp.csr_matrix  # genes x sets, 0/1
+    set_sizes: np.ndarray  # genes in each set of the library (all, not only ours)
 
 
 def pair_universe(blocks: GeneBlocks, gene_sets: Mapping[str, Sequence[str]]) -> PairUniverse:
@@ -387,7 +387,7 @@ def restrict_universe(universe: PairUniverse, genes: np.ndarray) -> PairUniverse
         universe.genes[keep],
         universe.shares_set[np.ix_(keep, keep)],
         np.ones((keep.size, keep.size), dtype=np.int32),
-        None if universe.membership is None else universe.membership[keep],
+        universe.membership[keep],
         universe.set_sizes,
     )
 
