@@ -47,6 +47,8 @@ def row_label(key: str, wrap: bool = False) -> str:
         "coherence_per_dataset": "Coherence per dataset",
         "coherence_unified": "Unified coherence",
         "coherence_unified_matched": "Unified coherence, gene-matched",
+        "coherence_within_per_set": "Coherence within datasets, each set weighing the same",
+        "coherence_unified_per_set": "Unified coherence, each set weighing the same",
         "coherence_within_by_set_size": "Coherence within datasets",
         "coherence_unified_by_set_size": "Unified coherence",
     }

@@ -576,6 +576,7 @@ def test_benchmark_says_in_plain_words_what_each_score_rewards(sim):
             "coherence_unified_matched:planted": c,
             "coherence_unified[0]:planted": c,
             "coherence_within_by_set_size[1-100]:planted": c,
+            "coherence_unified_per_set:planted": c,
         }
         for method, scores, c in (("musegnn", six, 0.8), ("random", random, 0.5))
     }
@@ -588,7 +589,7 @@ def test_benchmark_says_in_plain_words_what_each_score_rewards(sim):
     notes = texts(at.info)
     assert "random scores near their maximum" in notes
     assert "Here random beats MuSe-GNN on ASW and iLISI; this is expected" in notes
-    assert "MuSe-GNN is ahead of every baseline on 7 of the structure and function" in notes
+    assert "MuSe-GNN is ahead of every baseline on 8 of the structure and function" in notes
     reading = find_table(at, "score", "what it rewards")
     rewards = dict(zip(reading["score"], reading["what it rewards"], strict=True))
     assert rewards["iLISI"].startswith("mixing")
@@ -605,4 +606,8 @@ def test_benchmark_says_in_plain_words_what_each_score_rewards(sim):
     assert (
         "smallest shared set has 1-100 genes"
         in rewards["Coherence within datasets, pairs sharing a set of 1-100 genes (planted)"]
+    )
+    assert (
+        "broad terms count no more than its specific processes"
+        in rewards["Unified coherence, each set weighing the same (planted)"]
     )

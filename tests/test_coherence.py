@@ -326,3 +326,65 @@ def test_per_dataset_coherence_scores_each_dataset_alone():
     )
     own = C.per_dataset_coherence(blocks, sets)
     assert np.isnan(own["d3"]) and np.isfinite(own["d1"])
+
+
+def test_pairs_per_set_weigh_every_set_alike_and_respect_the_scope():
+    """Unified: a 2-gene set gets half the draws beside a 40-gene one (uniform pairs would
+    give it 1 in 781). Within: a set no dataset holds two genes of is never drawn, and a set
+    with one held pair among 4,950 gets exactly that pair."""
+    rng = np.random.default_rng(6)
+    big = [f"B{i}" for i in range(40)]
+    rare = [f"R{i}" for i in range(100)]
+    rows = [("d1", g, rng.normal(size=4)) for g in ["A", "C", *big]]
+    rows += [("d2", g, rng.normal(size=4)) for g in ["N1", "R0", "R1"]]
+    rows += [("d0", "N2", rng.normal(size=4))]
+    rows += [(f"r{i}", g, rng.normal(size=4)) for i, g in enumerate(rare[2:])]
+    blocks = C.embedding_blocks(_embedding(rows))
+    sets = {"small": ["A", "C"], "big": big, "never": ["N1", "N2"], "rare": rare}
+    universe = C.pair_universe(blocks, sets)
+    name = dict(enumerate(universe.genes))
+
+    def drawn_sets(pairs):
+        return [
+            next(k for k, m in sets.items() if name[a] in m and name[b] in m)
+            for a, b in zip(pairs.first, pairs.second, strict=True)
+        ]
+
+    unified = C.sample_pairs_per_set(universe, "unified", count=4000, seed=0)
+    share = pd.Series(drawn_sets(unified)).value_counts(normalize=True)
+    assert set(share.index) == set(sets) and all(abs(share - 0.25) < 0.03)
+    within = C.sample_pairs_per_set(universe, "within", count=3000, seed=0)
+    assert within.label.all() and (within.n_shared >= 1).all()
+    share = pd.Series(drawn_sets(within)).value_counts(normalize=True)
+    assert set(share.index) == {"small", "big", "rare"} and all(abs(share - 1 / 3) < 0.04)
+    rare_pairs = {
+        frozenset((name[a], name[b]))
+        for a, b, s in zip(within.first, within.second, drawn_sets(within), strict=True)
+        if s == "rare"
+    }
+    assert rare_pairs == {frozenset(("R0", "R1"))}
+    again = C.sample_pairs_per_set(universe, "within", count=3000, seed=0)
+    assert np.array_equal(again.first, within.first) and np.array_equal(again.second, within.second)
+
+
+def test_coherence_per_set_counts_specific_sets_as_much_as_broad_ones():
+    """Eight 20-gene modules the embedding knows and one broad set of 100 genes it ignores:
+    uniform pairs are mostly the broad set's (4,950 of its pairs against 1,520), so plain
+    coherence stays low, while with every set weighing the same the modules decide."""
+    rng = np.random.default_rng(7)
+    genes = [f"G{i}" for i in range(260)]
+    sets = {f"m{k}": genes[20 * k : 20 * k + 20] for k in range(8)}
+    sets["broad"] = genes[160:260]
+    centres = rng.normal(size=(8, 16)) * 3
+    rows = [
+        (d, g, (centres[i // 20] if i < 160 else 0) + rng.normal(size=16))
+        for d in ("d1", "d2")
+        for i, g in enumerate(genes)
+    ]
+    scores = C.coherence_scores(C.embedding_blocks(_embedding(rows)), {"lib": sets}, seed=0)
+    for scope in ("within", "unified"):
+        assert scores[f"coherence_{scope}:lib"] < 0.75
+        assert scores[f"coherence_{scope}_per_set:lib"] > 0.9
+    assert "each pair sharing a set is drawn by a set first" in metric_reading(
+        "coherence_unified_per_set:lib"
+    )

@@ -42,10 +42,15 @@ def test_quick_preset_knows_more_function_than_coexpression(tmp_path, monkeypatc
         # Within and unified; and against gene-matched negatives, where traits of single
         # genes score 0.5: which genes belong together, not only which are expressed or
         # connected.
-        for scope in ("within", "unified", "within_matched"):
+        # Also with every set weighing the same (a library's broad terms hold most pairs).
+        for scope in ("within", "unified", "within_matched", "within_per_set", "unified_per_set"):
             row = f"coherence_{scope}:{library}"
             for baseline in ("coexpression", "profile", "pca", "gae", "random"):
                 assert ours[row] > table.loc[row, baseline], (library, scope, baseline)
+        # Each set weighing the same, within datasets: clear of co-expression and PCA.
+        row = f"coherence_within_per_set:{library}"
+        best = max(table.loc[row, "coexpression"], table.loc[row, "pca"])
+        assert ours[row] > best + 0.015, (library, ours[row], best)
         # Each dataset alone: its vectors beat its co-expression and its PCA clearly (the
         # "within" average favours the baselines, whose datasets err independently).
         own = f"coherence_per_dataset:{library}"

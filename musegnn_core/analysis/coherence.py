@@ -255,6 +255,66 @@ def sample_gene_pairs(
     return GenePairs(genes, first, second, label, together[first, second])
 
 
+def sample_pairs_per_set(
+    universe: PairUniverse,
+    scope: str = "within",
+    count: int = PAIRS_PER_CLASS,
+    seed: int = 0,
+) -> GenePairs:
+    """``count`` pairs sharing a set, each drawn by a set first (uniformly among the sets
+    that hold such a pair), then two of its genes (uniformly among its pairs that at least
+    one dataset holds together for ``scope="within"``, among all its pairs for
+    ``"unified"``).
+
+    :func:`sample_gene_pairs` draws uniformly over all pairs sharing a set, so a library's
+    broad terms, which hold most pairs, decide its score (GO BP on the shared atlas: five
+    in six such pairs share only sets of more than 100 genes). Here every set weighs the
+    same, as when one set at a time is tested: the question "are the genes of a process
+    close?" averaged over processes. Deterministic in ``seed``; the same pairs for every
+    method on the same genes.
+    """
+    if scope not in ("within", "unified"):
+        raise ValidationError(f"scope must be 'within' or 'unified', not {scope!r}.")
+    members = universe.membership.tocsc().astype(np.float32)
+    sizes = np.diff(members.indptr)
+    if scope == "within":
+        held = (universe.together > 0).astype(np.float32)
+        np.fill_diagonal(held, 0.0)
+        # ordered pairs of each set's genes that some dataset holds together
+        candidates = np.asarray(members.multiply(held @ members).sum(axis=0)).ravel()
+    else:
+        candidates = sizes * (sizes - 1.0)
+    eligible = np.flatnonzero(candidates > 0)
+    empty = np.zeros(0, dtype=np.int64)
+    if eligible.size == 0:
+        return GenePairs(universe.genes, empty, empty, empty.astype(bool), empty)
+    rng = np.random.default_rng((seed, 1))
+    chosen = eligible[rng.integers(0, eligible.size, size=count)]
+    start, k = members.indptr[chosen], sizes[chosen]
+    first, second = np.empty(count, np.int64), np.empty(count, np.int64)
+    todo = np.arange(count)
+    for _ in range(100):  # redraw a pair no dataset holds, keeping its set
+        i = rng.integers(0, k[todo])
+        j = rng.integers(0, k[todo] - 1)
+        j += j >= i
+        first[todo] = members.indices[start[todo] + i]
+        second[todo] = members.indices[start[todo] + j]
+        if scope == "unified":
+            todo = todo[:0]
+        else:
+            todo = todo[universe.together[first[todo], second[todo]] == 0]
+        if todo.size == 0:
+            break
+    for t in todo:  # sets whose held pairs are rare: draw among them directly
+        genes = members.indices[start[t] : start[t] + k[t]]
+        a, b = np.nonzero(np.triu(universe.together[np.ix_(genes, genes)] > 0, 1))
+        pick = rng.integers(0, a.size)
+        first[t], second[t] = genes[a[pick]], genes[b[pick]]
+    return GenePairs(
+        universe.genes, first, second, np.ones(count, bool), universe.together[first, second]
+    )
+
+
 def gene_matched_pairs(
     pairs: GenePairs, universe: PairUniverse, scope: str = "within", seed: int = 0
 ) -> GenePairs:
@@ -439,7 +499,10 @@ def coherence_scores(
     breakdowns of ``within`` and ``unified``: by datasets holding both genes,
     ``coherence_within[<bin>]:<lib>`` (bin "0", unified only: no dataset holds both), and by
     the size of the smallest set the positive pair shares,
-    ``coherence_within_by_set_size[<bin>]:<lib>`` (:data:`SET_SIZE_BINS`)."""
+    ``coherence_within_by_set_size[<bin>]:<lib>`` (:data:`SET_SIZE_BINS`); and both with
+    every set weighing the same, ``coherence_within_per_set:<lib>`` and
+    ``coherence_unified_per_set:<lib>`` (positives of :func:`sample_pairs_per_set`, the
+    same negatives)."""
     out: dict[str, float] = {}
     for lib, sets in libraries.items():
         universe = pair_universe(blocks, sets)
@@ -455,6 +518,12 @@ def coherence_scores(
             by_size = _auc_by_bin(pairs, score, smallest, SET_SIZE_BINS, True)
             out.update({f"coherence_{scope}[{k}]:{lib}": v for k, v in by_held.items()})
             out.update({f"coherence_{scope}_by_set_size[{k}]:{lib}": v for k, v in by_size.items()})
+            negatives = ~pairs.label
+            per_set = sample_pairs_per_set(universe, scope, int(negatives.sum()), seed=seed)
+            out[f"coherence_{scope}_per_set:{lib}"] = binary_auc(
+                np.r_[per_set.label, pairs.label[negatives]],
+                np.r_[similarity(blocks, per_set), score[negatives]],
+            )
             if scope == "within":
                 own = per_dataset_coherence(blocks, sets, seed=seed, universe=universe)
                 own = np.array(list(own.values()))

@@ -45,6 +45,13 @@ METRIC_READING = {
     "coherence_unified_matched": "function beyond the genes themselves, after integration: as "
     "'unified', but the pairs sharing no set re-pair the genes of the pairs that share one, so "
     "a property of single genes scores 0.5, and only which genes belong together counts.",
+    "coherence_within_per_set": "function inside each dataset, every gene set weighing the "
+    "same: as 'within', but each pair sharing a set is drawn by a set first, then two of its "
+    "genes, so a library's broad terms (which hold most gene pairs) count no more than its "
+    "specific processes.",
+    "coherence_unified_per_set": "function after integration, every gene set weighing the "
+    "same: as 'unified', but each pair sharing a set is drawn by a set first, then two of its "
+    "genes, so a library's broad terms count no more than its specific processes.",
     "edge_auc": "structure: a dataset's co-expression edges are closer in the embedding than "
     "non-edges (AUROC; 0.5 = chance).",
     "edge_auc_median": "structure: the median over datasets of the edge AUROC.",
