@@ -2,7 +2,7 @@
 
 Prints, per preset: graph building time, seconds per epoch, total time (UMAP and
 clustering included), peak memory and the final loss terms. The ``paper`` preset's
-2000 epochs take hours on a CPU, so by default it runs a few epochs and extrapolates.
+2000 epochs take about an hour on a 2-core CPU, so by default it runs a few epochs and extrapolates.
 
     .venv/bin/python benchmarks/bench_train.py [--paper-epochs 3] [--device auto]
 """
