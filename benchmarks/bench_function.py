@@ -4,8 +4,8 @@ Trains a preset end to end on the shared atlas (``--extra`` adds ``atlas-extra``
 datasets), printing the time split (graphs, training, embedding + UMAP + Leiden), peak
 memory, then ``evaluate`` against every baseline on the same graphs: the gene-level table
 (coherence within and unified per library, split by datasets holding both genes and by the
-size of the smallest set a pair shares, edge AUC per dataset, same-gene alignment) and the
-paper's six metrics.
+size of the smallest set a pair shares, and with every set weighing the same; edge AUC per
+dataset, same-gene alignment) and the paper's six metrics.
 
     .venv/bin/python benchmarks/bench_function.py [--preset quick] [--epochs N] [--extra]
         [--workspace DIR] [--run NAME]   # an existing run is scored, not retrained
