@@ -329,9 +329,10 @@ def test_per_dataset_coherence_scores_each_dataset_alone():
 
 
 def test_pairs_per_set_weigh_every_set_alike_and_respect_the_scope():
-    """Unified: a 2-gene set gets half the draws beside a 40-gene one (uniform pairs would
-    give it 1 in 781). Within: a set no dataset holds two genes of is never drawn, and a set
-    with one held pair among 4,950 gets exactly that pair."""
+    """Unified: each of the four sets gets a quarter of the draws, the two 2-gene sets too
+    (uniform pairs would give each of them 1 pair in 5,732). Within: the set no dataset holds
+    two genes of is never drawn, and the set with one held pair among 4,950 gets exactly
+    that pair."""
     rng = np.random.default_rng(6)
     big = [f"B{i}" for i in range(40)]
     rare = [f"R{i}" for i in range(100)]
