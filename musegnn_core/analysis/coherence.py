@@ -169,6 +169,7 @@ class PairUniverse:
     genes: np.ndarray
     shares_set: np.ndarray  # genes x genes, bool
     together: np.ndarray  # genes x genes, int32
+    presence: np.ndarray  # genes x datasets, 0/1 (``together`` is its Gram matrix)
     membership: sp.csr_matrix  # genes x sets, 0/1
     set_sizes: np.ndarray  # genes in each set of the library (all, not only ours)
 
@@ -188,6 +189,7 @@ def pair_universe(blocks: GeneBlocks, gene_sets: Mapping[str, Sequence[str]]) ->
         genes,
         (membership @ membership.T).toarray() > 0,
         (presence @ presence.T).astype(np.int32),
+        presence,
         membership,
         np.array([pd.unique(np.asarray(list(m), dtype=str)).size for m in gene_sets.values()]),
     )
@@ -278,13 +280,10 @@ def sample_pairs_per_set(
     members = universe.membership.tocsc().astype(np.float32)
     sizes = np.diff(members.indptr)
     if scope == "within":
-        held = (universe.together > 0).astype(np.float32)
-        np.fill_diagonal(held, 0.0)
-        # ordered pairs of each set's genes that some dataset holds together
-        candidates = np.asarray(members.multiply(held @ members).sum(axis=0)).ravel()
+        # a set holds a pair some dataset holds together iff a dataset holds two of its genes
+        eligible = np.flatnonzero(np.asarray(members.T @ universe.presence).max(axis=1) >= 2)
     else:
-        candidates = sizes * (sizes - 1.0)
-    eligible = np.flatnonzero(candidates > 0)
+        eligible = np.flatnonzero(sizes >= 2)
     empty = np.zeros(0, dtype=np.int64)
     if eligible.size == 0:
         return GenePairs(universe.genes, empty, empty, empty.astype(bool), empty)
@@ -447,6 +446,7 @@ def restrict_universe(universe: PairUniverse, genes: np.ndarray) -> PairUniverse
         universe.genes[keep],
         universe.shares_set[np.ix_(keep, keep)],
         np.ones((keep.size, keep.size), dtype=np.int32),
+        np.ones((keep.size, 1), dtype=np.float32),
         universe.membership[keep],
         universe.set_sizes,
     )
