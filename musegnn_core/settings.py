@@ -256,6 +256,14 @@ class GraphConfig:
         "orthologs, comma-separated, or @FILE with one gene per line.",
         flag="--include-genes",
     )
+    complete_graphs: bool = setting(
+        False,
+        "Complete graphs with the run's genes",
+        help="A gene chosen for any dataset's graph also joins every other graph whose dataset "
+        "detects it (in at least 3 cells after QC), so each gene is embedded from every "
+        "dataset that measured it, not only those where it ranked among the top genes.",
+        flag="--complete-graphs",
+    )
     edges_per_gene: int = setting(
         0,
         "Strongest edges per gene",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import anndata as ad
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import musegnn_core.graphs.build as build
 from musegnn_core.cli import main
@@ -221,3 +223,71 @@ def test_pinned_genes_join_every_graph_that_expresses_them(sim_ws):
     )
     assert expressed in graph.genes and graph.n_genes == 61
     assert graph.info["selection"]["pinned_added"] == [expressed]
+
+
+def test_complete_genes_on_a_hand_example():
+    """A run gene joins when this dataset ranks it and 3 or more cells detect it, matched by
+    its human name, after the chosen genes and in the order of the ranking."""
+    counts = np.array(
+        [
+            # g1 g2 Cd74 g4 g5
+            [1, 1, 2, 0, 1],
+            [1, 0, 1, 0, 1],
+            [0, 1, 1, 1, 1],
+            [1, 1, 0, 1, 0],
+            [0, 0, 0, 0, 0],
+        ],
+        dtype=np.float32,
+    )
+    filtered = ad.AnnData(sp.csr_matrix(counts))
+    filtered.var_names = ["g1", "g2", "Cd74", "g4", "g5"]
+    prepared = build.PreparedDataset(
+        meta=None,
+        filtered=filtered,
+        report=None,
+        ranked=["g5", "g1", "g4", "Cd74", "g2"],
+        ranked_nodes=["G5", "G1", "G4", "CD74", "G2"],
+        selection={},
+        timings={},
+    )
+    run_genes = {"G1", "CD74", "G4", "G5", "NOT_HERE"}
+    genes, report = build.complete_genes(["g1"], prepared, run_genes)
+    # g4 is detected by 2 cells only; g2 is no run gene; g1 is chosen already.
+    assert genes == ["g1", "g5", "Cd74"]
+    assert report == {"completed_added": 2}
+    assert build.complete_genes(["g1"], prepared, set()) == (["g1"], {"completed_added": 0})
+
+
+def test_completed_graphs_hold_every_run_gene_their_dataset_detects(sim_ws):
+    """``complete_graphs``: each graph keeps its own genes first and gains every gene chosen
+    for another graph of the run that its dataset detects; the cache keeps both versions."""
+    names = ["sim_scrna_human_blood_a", "sim_scrna_mouse_pancreas", "sim_spatial_human_breast"]
+    plain = build.GraphConfig(n_genes=80)
+    complete = build.GraphConfig(n_genes=80, complete_graphs=True)
+    own = {
+        s.dataset: build.load_graph(sim_ws, s.dataset, s.fingerprint)
+        for s in build.build_graphs(sim_ws, names, plain)
+    }
+    summaries = build.build_graphs(sim_ws, names, complete)
+    assert not any(s.cached for s in summaries)
+    full = {s.dataset: build.load_graph(sim_ws, s.dataset, s.fingerprint) for s in summaries}
+    run_genes = set().union(*(set(g.genes) for g in own.values()))
+    table = build.ortholog_table_path(sim_ws)
+    grown = 0
+    for name in names:
+        graph = full[name]
+        assert list(graph.genes[:80]) == list(own[name].genes)
+        prepared = build.prepare_dataset(
+            sim_ws.load_dataset(name), sim_ws.dataset(name), complete, table
+        )
+        detected = build.detected_cell_counts(prepared.filtered, prepared.ranked)
+        expected = {
+            node
+            for node, n in zip(prepared.ranked_nodes, detected, strict=True)
+            if node in run_genes and n >= build.MIN_CELLS_FOR_PINNED_GENE
+        } | set(own[name].genes)
+        assert set(graph.genes) == expected
+        assert graph.info["selection"]["completed_added"] == graph.n_genes - 80
+        grown += graph.n_genes - 80
+    assert grown > 0
+    assert [s.cached for s in build.build_graphs(sim_ws, names, complete)] == [True] * 3

@@ -183,6 +183,14 @@ def choose_genes(
 MIN_CELLS_FOR_PINNED_GENE = 3
 
 
+def detected_cell_counts(filtered: ad.AnnData, genes: list[str]) -> np.ndarray:
+    """Per gene of ``genes``, how many of the dataset's cells detect it."""
+    block = filtered.X[:, filtered.var_names.get_indexer(genes)]
+    if sp.issparse(block):
+        return np.asarray((block != 0).sum(axis=0)).ravel()
+    return np.count_nonzero(np.asarray(block), axis=0)
+
+
 def pin_genes(
     chosen: list[str], prepared: PreparedDataset, include: tuple[str, ...]
 ) -> tuple[list[str], dict]:
@@ -210,14 +218,7 @@ def pin_genes(
         elif gene in present:
             already.append(asked)
         else:
-            column = filtered.var_names.get_loc(gene)
-            detected = filtered.X[:, column]
-            n_cells = (
-                int((detected != 0).sum())
-                if sp.issparse(detected)
-                else int(np.count_nonzero(np.asarray(detected)))
-            )
-            if n_cells >= MIN_CELLS_FOR_PINNED_GENE:
+            if detected_cell_counts(filtered, [gene])[0] >= MIN_CELLS_FOR_PINNED_GENE:
                 added.append(gene)
                 present.add(gene)
             else:
@@ -229,6 +230,36 @@ def pin_genes(
         "pinned_not_in_dataset": absent,
     }
     return chosen + added, report
+
+
+def complete_genes(
+    chosen: list[str], prepared: PreparedDataset, run_genes: set[str]
+) -> tuple[list[str], dict]:
+    """``chosen`` plus the genes of ``run_genes`` (human names of the genes chosen for any
+    graph of the run) that this dataset detects, in the order of its ranking.
+
+    A gene among another dataset's top genes is often measured here too, only less
+    variable than this dataset's own top genes; without it, its embedding pools fewer
+    datasets than measured it. The rule for a gene to join is a pinned gene's.
+    """
+    present = set(chosen)
+    candidates = [
+        gene
+        for gene, node in zip(prepared.ranked, prepared.ranked_nodes, strict=True)
+        if node in run_genes and gene not in present
+    ]
+    counts = detected_cell_counts(prepared.filtered, candidates)
+    added = [g for g, n in zip(candidates, counts, strict=True) if n >= MIN_CELLS_FOR_PINNED_GENE]
+    return chosen + added, {"completed_added": len(added)}
+
+
+def graph_genes(
+    prepared: PreparedDataset, config: GraphConfig, partner_counts: dict[str, int] | None
+) -> tuple[list[str], dict]:
+    """The genes a dataset's graph starts from: its chosen genes and the pinned ones, with
+    the report of the pins."""
+    genes = choose_genes(prepared.ranked, prepared.ranked_nodes, config, partner_counts)
+    return pin_genes(genes, prepared, config.include_genes)
 
 
 def map_node_names(
@@ -288,11 +319,13 @@ def build_graph(
     config: GraphConfig,
     table_path: Path | None = None,
     partner_counts: dict[str, int] | None = None,
+    run_genes: set[str] | None = None,
 ) -> GeneGraph:
     """Compute one dataset's graph in memory (no caching).
 
     ``partner_counts`` (for ``selection="shared"``) says, per human gene name, in how
-    many other datasets' pools the gene is.
+    many other datasets' pools the gene is; ``run_genes`` (for ``complete_graphs``), the
+    human names of the genes chosen for every graph of the run.
     """
     prepared = (
         adata
@@ -300,9 +333,11 @@ def build_graph(
         else prepare_dataset(adata, meta, config, table_path)
     )
     filtered, report, timings = prepared.filtered, prepared.report, dict(prepared.timings)
-    genes = choose_genes(prepared.ranked, prepared.ranked_nodes, config, partner_counts)
-    genes, pinned = pin_genes(genes, prepared, config.include_genes)
-    selection = {**prepared.selection, "rule": config.selection, **pinned}
+    genes, pinned = graph_genes(prepared, config, partner_counts)
+    completed = {}
+    if config.complete_graphs and run_genes is not None:
+        genes, completed = complete_genes(genes, prepared, run_genes)
+    selection = {**prepared.selection, "rule": config.selection, **pinned, **completed}
     if len(genes) < 2:
         raise ValidationError(
             f"{meta.name}: fewer than two usable genes after QC; no graph possible."
@@ -375,7 +410,10 @@ def graph_fingerprint(
         "modality": meta.modality,
         "config": config.fingerprint_fields(),
         # With shared selection the genes depend on the other datasets built together.
-        "context": sorted(context) if config.selection == "shared" and context else None,
+        # and with completion on the genes chosen for the others.
+        "context": sorted(context)
+        if (config.selection == "shared" or config.complete_graphs) and context
+        else None,
         "orthologs_sha256": orthologs_sha256 if meta.species == "mouse" else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -445,12 +483,20 @@ def prepare_task(root: str, name: str, config: GraphConfig, table_path) -> Prepa
 
 
 def build_task(
-    root: str, name: str, config: GraphConfig, table_path, partner_counts, prepared
+    root: str, name: str, config: GraphConfig, table_path, partner_counts, run_genes, prepared
 ) -> GeneGraph:
     """:func:`build_graph` of a workspace's dataset (a task of the pool)."""
     workspace = Workspace(root)
     source = prepared or workspace.load_dataset(name)
-    return build_graph(source, workspace.dataset(name), config, table_path, partner_counts)
+    return build_graph(
+        source, workspace.dataset(name), config, table_path, partner_counts, run_genes
+    )
+
+
+def most_graph_genes(config: GraphConfig, n_datasets: int) -> int:
+    """The most genes one graph can hold (for cost and memory estimates): with completion,
+    the genes chosen for every dataset's graph."""
+    return config.n_genes * (max(1, n_datasets) if config.complete_graphs else 1)
 
 
 def plan_graph_pool(
@@ -461,9 +507,10 @@ def plan_graph_pool(
     memory_limit_gb: float | None = None,
 ) -> PoolPlan:
     """The pool that builds ``metas``' graphs within the cores and the memory limit."""
+    n_graph_genes = most_graph_genes(config, len(workspace.dataset_names()))
     estimates = [
         memory_estimate(
-            m.n_cells, m.n_genes, config.n_genes, workspace.dataset_path(m.name).stat().st_size
+            m.n_cells, m.n_genes, n_graph_genes, workspace.dataset_path(m.name).stat().st_size
         )
         for m in metas
     ]
@@ -523,8 +570,9 @@ def _build_graphs(
     root = str(workspace.root)
     prepared: dict[str, PreparedDataset] = {}
     pools: dict[str, set[str]] = {}
-    if config.selection == "shared" and any(to_build):
-        # Every dataset's gene pool is needed to choose the genes of any one of them.
+    ranked_first = (config.selection == "shared" or config.complete_graphs) and any(to_build)
+    if ranked_first:
+        # Every dataset's ranking is needed to choose (or complete) the genes of any one.
         pool = config.shared_pool * config.n_genes
         results = run_tasks(
             prepare_task,
@@ -535,27 +583,44 @@ def _build_graphs(
             if progress:
                 progress(i / (2 * len(metas)), f"{meta.name}: ranking genes")
             prepared[meta.name] = ready
-            pools[meta.name] = set(prepared[meta.name].ranked_nodes[:pool])
+            if config.selection == "shared":
+                pools[meta.name] = set(ready.ranked_nodes[:pool])
 
     def partner_counts(name: str):
         if not pools:
             return None
         return Counter(gene for other, genes in pools.items() if other != name for gene in genes)
 
+    run_genes = None
+    if config.complete_graphs and prepared:
+        run_genes = set()
+        for name, ready in prepared.items():
+            node_of = dict(zip(ready.ranked, ready.ranked_nodes, strict=True))
+            genes, _ = graph_genes(ready, config, partner_counts(name))
+            run_genes.update(node_of[gene] for gene in genes)
+
     building = [m for m, b in zip(metas, to_build, strict=True) if b]
     built = run_tasks(
         build_task,
         [
-            (root, m.name, config, table_path, partner_counts(m.name), prepared.pop(m.name, None))
+            (
+                root,
+                m.name,
+                config,
+                table_path,
+                partner_counts(m.name),
+                run_genes,
+                prepared.pop(m.name, None),
+            )
             for m in building
         ],
-        [task_cost(m.n_cells, m.n_genes, config.n_genes) for m in building],
+        [task_cost(m.n_cells, m.n_genes, most_graph_genes(config, len(metas))) for m in building],
     )
     summaries = []
     for i, (meta, fingerprint, build) in enumerate(zip(metas, fingerprints, to_build, strict=True)):
         if progress:
             progress(
-                (i + len(metas) * bool(pools)) / (len(metas) * (1 + bool(pools))),
+                (i + len(metas) * ranked_first) / (len(metas) * (1 + ranked_first)),
                 f"{meta.name}: {'building graph' if build else 'cached'}",
             )
         start = time.perf_counter()
