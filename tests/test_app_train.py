@@ -95,6 +95,8 @@ def test_train_page_without_runs_offers_filters_presets_and_defaults(sim_ws):
     )
     assert any(jobs.device_description() in c for c in texts(at.caption))
     assert at.radio(key="train-device").options == ["automatic", "CPU"]
+    complete = at.checkbox(key="train-complete_graphs")  # a graph option, off in the presets
+    assert complete.label == "Complete graphs with the run's genes" and complete.value is False
     everything = at.dataframe[0].value
     assert len(everything) == len(sim_ws.dataset_names())
 
