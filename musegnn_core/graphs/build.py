@@ -409,8 +409,8 @@ def graph_fingerprint(
         "species": meta.species,
         "modality": meta.modality,
         "config": config.fingerprint_fields(),
-        # With shared selection the genes depend on the other datasets built together.
-        # and with completion on the genes chosen for the others.
+        # With shared selection or completion, a graph's genes depend on the other
+        # datasets built together.
         "context": sorted(context)
         if (config.selection == "shared" or config.complete_graphs) and context
         else None,
@@ -505,9 +505,12 @@ def plan_graph_pool(
     config: GraphConfig,
     workers: int | str = "auto",
     memory_limit_gb: float | None = None,
+    built_together: int | None = None,
 ) -> PoolPlan:
-    """The pool that builds ``metas``' graphs within the cores and the memory limit."""
-    n_graph_genes = most_graph_genes(config, len(workspace.dataset_names()))
+    """The pool that builds ``metas``' graphs within the cores and the memory limit;
+    ``built_together``: how many datasets the run builds graphs for (default ``metas``),
+    which bounds a completed graph's size."""
+    n_graph_genes = most_graph_genes(config, built_together or len(metas))
     estimates = [
         memory_estimate(
             m.n_cells, m.n_genes, n_graph_genes, workspace.dataset_path(m.name).stat().st_size
@@ -557,6 +560,7 @@ def build_graphs(
             config,
             workers,
             memory_limit_gb,
+            built_together=len(metas),
         )
     with task_runner(plan) as run_tasks:
         return _build_graphs(
@@ -600,6 +604,7 @@ def _build_graphs(
             run_genes.update(node_of[gene] for gene in genes)
 
     building = [m for m, b in zip(metas, to_build, strict=True) if b]
+    n_graph_genes = most_graph_genes(config, len(metas))
     built = run_tasks(
         build_task,
         [
@@ -614,7 +619,7 @@ def _build_graphs(
             )
             for m in building
         ],
-        [task_cost(m.n_cells, m.n_genes, most_graph_genes(config, len(metas))) for m in building],
+        [task_cost(m.n_cells, m.n_genes, n_graph_genes) for m in building],
     )
     summaries = []
     for i, (meta, fingerprint, build) in enumerate(zip(metas, fingerprints, to_build, strict=True)):
