@@ -298,6 +298,8 @@ class GraphConfig:
             del values["include_genes"]
         if values["edge_sign"] == "both":
             del values["edge_sign"]
+        if not values["complete_graphs"]:
+            del values["complete_graphs"]
         cap = values.pop("edges_per_gene")
         values["max_neighbours"] = cap or None
         return values

@@ -101,6 +101,9 @@ def test_runs_and_graphs_stored_under_the_former_cap_name_still_load():
     # The cache key keeps the former name, so graphs built before the rename are reused.
     assert GraphConfig(edges_per_gene=50).fingerprint_fields()["max_neighbours"] == 50
     assert GraphConfig().fingerprint_fields()["max_neighbours"] is None
+    # A setting added later is hashed only when it differs from the former behaviour.
+    assert "complete_graphs" not in GraphConfig().fingerprint_fields()
+    assert GraphConfig(complete_graphs=True).fingerprint_fields()["complete_graphs"] is True
 
 
 def _options(command: str) -> dict:
