@@ -57,18 +57,35 @@ print(os.environ["OMP_WAIT_POLICY"], os.environ["OMP_NUM_THREADS"], torch.get_nu
 """
 
 
-def test_the_command_line_sets_threads_before_torch(tmp_path):
+NOTEBOOK = """
+import os
+import musegnn_core as mg
+mg.fit  # the notebook API, loaded on first use
+import torch
+print(os.environ["OMP_WAIT_POLICY"], os.environ["OMP_NUM_THREADS"], torch.get_num_threads())
+"""
+
+
+def _child_output(code: str, *args: str, **extra_env: str) -> str:
+    """The last line a fresh Python prints running ``code``, with none of the thread
+    variables of this session (which conftest.py set) in its environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_", "MUSEGNN_"))}
-    env.update(PYTHONPATH=str(PROJECT_ROOT), MUSEGNN_THREADS="1")
+    env.update(PYTHONPATH=str(PROJECT_ROOT), **extra_env)
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tmp_path / "ws")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "PASSIVE 1 1"
+    return done.stdout.splitlines()[-1]
+
+
+def test_the_command_line_sets_threads_before_torch(tmp_path):
+    assert _child_output(CHILD, str(tmp_path / "ws"), MUSEGNN_THREADS="1") == "PASSIVE 1 1"
+
+
+def test_the_notebook_api_sets_threads_before_torch():
+    assert _child_output(NOTEBOOK, MUSEGNN_THREADS="1") == "PASSIVE 1 1"
+    # what a user set in the notebook's environment is kept
+    assert _child_output(NOTEBOOK, OMP_WAIT_POLICY="ACTIVE", OMP_NUM_THREADS="2") == "ACTIVE 2 2"
 
 
 def test_the_test_session_sets_them_for_its_children():
