@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -118,6 +120,28 @@ def test_shared_selection_increases_overlap(sim_ws):
         )
         assert all(g.n_genes == 200 for g in graphs)
     assert overlap["shared"] > 1.2 * overlap["per-dataset"]
+
+
+def test_seconds_of_a_graph_include_its_ranking(sim_ws, monkeypatch):
+    """Where every dataset is ranked before any graph is built (shared selection), each
+    summary counts its dataset's ranking too, so the seconds printed per graph add up to
+    the call's. A call that builds nothing ranks nothing."""
+    names = ["sim_scrna_human_blood_a", "sim_scrna_mouse_pancreas"]
+    config = build.GraphConfig(n_genes=60, selection="shared", shared_pool=3)
+    slow = 0.5
+    prepare = build.prepare_task
+
+    def slow_prepare(*args):
+        time.sleep(slow)
+        return prepare(*args)
+
+    monkeypatch.setattr(build, "prepare_task", slow_prepare)
+    built = build.build_graphs(sim_ws, names, config)
+    assert all(not s.cached and s.seconds >= slow for s in built)
+    assert all(s.peak_memory_bytes > 0 for s in built)
+    assert all(s.cached and s.seconds < slow for s in build.build_graphs(sim_ws, names, config))
+    again = build.build_graphs(sim_ws, names, config, force=True)
+    assert all(not s.cached and s.seconds >= slow for s in again)
 
 
 def test_bad_parameters_are_refused():

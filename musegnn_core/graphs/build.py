@@ -73,10 +73,13 @@ class GraphSummary:
     n_genes: int
     n_edges: int
     density: float
+    #: Seconds spent on this dataset in the call: ranking its genes where every dataset is
+    #: ranked first (shared selection, complete graphs), then building and saving its graph
+    #: or reading the cached one's summary.
     seconds: float
     cached: bool
     fingerprint: str
-    #: Peak resident memory of the process that built it (0 when cached).
+    #: Peak resident memory of the processes that ranked and built it (0 when cached).
     peak_memory_bytes: int = 0
 
 
@@ -573,6 +576,7 @@ def _build_graphs(
 ) -> list[GraphSummary]:
     root = str(workspace.root)
     prepared: dict[str, PreparedDataset] = {}
+    ranking: dict[str, tuple[float, int]] = {}  # seconds and peak memory of each ranking
     pools: dict[str, set[str]] = {}
     ranked_first = (config.selection == "shared" or config.complete_graphs) and any(to_build)
     if ranked_first:
@@ -583,10 +587,11 @@ def _build_graphs(
             [(root, m.name, config, table_path) for m in metas],
             [workspace.dataset_path(m.name).stat().st_size for m in metas],
         )
-        for i, (meta, (ready, _, _)) in enumerate(zip(metas, results, strict=True)):
+        for i, (meta, (ready, seconds, peak)) in enumerate(zip(metas, results, strict=True)):
             if progress:
                 progress(i / (2 * len(metas)), f"{meta.name}: ranking genes")
             prepared[meta.name] = ready
+            ranking[meta.name] = (seconds, peak)
             if config.selection == "shared":
                 pools[meta.name] = set(ready.ranked_nodes[:pool])
 
@@ -630,11 +635,14 @@ def _build_graphs(
             )
         start = time.perf_counter()
         folder = graph_folder(workspace, meta.name, fingerprint)
-        task_seconds, peak = 0.0, 0
+        task_seconds, ranking_peak = ranking.get(meta.name, (0.0, 0))
+        peak = 0
         if not build:
             info = read_json(folder / "graph.json")
         else:
-            graph, task_seconds, peak = next(built)
+            graph, build_seconds, build_peak = next(built)
+            task_seconds += build_seconds
+            peak = max(ranking_peak, build_peak)
             start = time.perf_counter()
             with file_lock(workspace.graphs_dir / f".{meta.name}.lock"):
                 # An earlier attempt or a forced rebuild: drop the validity marker first, so
