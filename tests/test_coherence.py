@@ -93,6 +93,41 @@ def test_profile_baseline_correlates_coexpression_profiles_within_and_across_dat
     assert unified[1] == pytest.approx(ae_across, abs=1e-5)
 
 
+def test_profile_similarity_of_many_pairs_sharing_genes_in_chunks():
+    """Genes recur across pairs and pairs span chunks: every pair still gets the mean over
+    the dataset pairs holding its genes of the profiles' Pearson r over their shared genes."""
+    rng = np.random.default_rng(2)
+    names = {"one": list("ABCDEF"), "two": list("BCDEGH"), "three": list("ACEGHIJ")}
+    graphs = {
+        name: _Graph(genes, rng.normal(size=(len(genes), 11)), np.eye(len(genes)))
+        for name, genes in names.items()
+    }
+    blocks = C.profile_blocks(graphs)
+    profiles = {name: _profile(g.features) for name, g in graphs.items()}
+    genes = np.array(sorted(set().union(*names.values())))
+    first, second = rng.integers(0, genes.size, size=(2, 60))
+    pairs = C.GenePairs(genes, first, second, np.ones(60, bool), np.zeros(60, int))
+
+    def expected(a: str, b: str) -> float:
+        values = []
+        for x, gx in names.items():
+            for y, gy in names.items():
+                if a not in gx or b not in gy:
+                    continue
+                shared = [g for g in gx if g in gy]
+                if len(shared) < 3:
+                    continue
+                u = profiles[x][gx.index(a), [gx.index(g) for g in shared]]
+                v = profiles[y][gy.index(b), [gy.index(g) for g in shared]]
+                values.append(np.corrcoef(u, v)[0, 1])
+        return float(np.mean(values)) if values else np.nan
+
+    want = np.array([expected(genes[i], genes[j]) for i, j in zip(first, second, strict=True)])
+    got = C.profile_similarity(blocks, pairs, chunk=7)
+    assert np.isfinite(want).sum() > 40
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_within_and_unified_on_a_hand_embedding():
     emb = _embedding(
         [

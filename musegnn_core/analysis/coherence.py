@@ -409,19 +409,24 @@ def profile_similarity(blocks: GeneBlocks, pairs: GenePairs, chunk: int = 4096) 
             todo = np.flatnonzero((pa >= 0) & (pb >= 0))
             if todo.size == 0:
                 continue
+            P, Q = blocks.vectors[x], blocks.vectors[y]
+            rows_a, rows_b = pa[todo], pb[todo]
             if x != y:
                 _, cx, cy = np.intersect1d(
                     blocks.columns[x], blocks.columns[y], assume_unique=True, return_indices=True
                 )
                 if cx.size < 3:
                     continue
+                # Restandardised over the shared genes (Pearson over those alone), once per
+                # gene rather than once per pair: a gene is in many pairs.
+                used_a, rows_a = np.unique(rows_a, return_inverse=True)
+                used_b, rows_b = np.unique(rows_b, return_inverse=True)
+                P = _standard_rows(P[np.ix_(used_a, cx)])
+                Q = _standard_rows(Q[np.ix_(used_b, cy)])
             for start in range(0, todo.size, chunk):
-                k = todo[start : start + chunk]
-                P, Q = blocks.vectors[x][pa[k]], blocks.vectors[y][pb[k]]
-                if x != y:  # restandardised over the shared genes: Pearson over those alone
-                    P, Q = _standard_rows(P[:, cx]), _standard_rows(Q[:, cy])
-                total[k] += np.einsum("ij,ij->i", P, Q)
-                count[k] += 1
+                k = slice(start, start + chunk)
+                total[todo[k]] += np.einsum("ij,ij->i", P[rows_a[k]], Q[rows_b[k]])
+                count[todo[k]] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
