@@ -397,6 +397,13 @@ def build_graph(
     )
 
 
+def genes_depend_on_other_datasets(config: GraphConfig) -> bool:
+    """Whether a graph's genes depend on the other datasets built with it (shared
+    selection, completion): then every dataset is ranked before any graph is built, and the
+    datasets built together enter each graph's cache key."""
+    return config.selection == "shared" or config.complete_graphs
+
+
 # ------------------------------------------------------------------ cache
 def graph_fingerprint(
     meta: DatasetMeta,
@@ -412,11 +419,7 @@ def graph_fingerprint(
         "species": meta.species,
         "modality": meta.modality,
         "config": config.fingerprint_fields(),
-        # With shared selection or completion, a graph's genes depend on the other
-        # datasets built together.
-        "context": sorted(context)
-        if (config.selection == "shared" or config.complete_graphs) and context
-        else None,
+        "context": sorted(context) if genes_depend_on_other_datasets(config) and context else None,
         "orthologs_sha256": orthologs_sha256 if meta.species == "mouse" else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -578,7 +581,7 @@ def _build_graphs(
     prepared: dict[str, PreparedDataset] = {}
     ranking: dict[str, tuple[float, int]] = {}  # seconds and peak memory of each ranking
     pools: dict[str, set[str]] = {}
-    ranked_first = (config.selection == "shared" or config.complete_graphs) and any(to_build)
+    ranked_first = genes_depend_on_other_datasets(config) and any(to_build)
     if ranked_first:
         # Every dataset's ranking is needed to choose (or complete) the genes of any one.
         pool = config.shared_pool * config.n_genes
