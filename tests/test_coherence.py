@@ -224,6 +224,16 @@ def test_unified_by_datasets_holding_both_shows_what_integration_passes_on():
         assert np.isnan(one["coherence_unified[5+]:lib"])  # two datasets: no such pairs
     assert "held together by no dataset" in metric_reading("coherence_unified[0]:lib")
     assert "by 3-4 dataset(s)" in metric_reading("coherence_unified[3-4]:lib")
+    # The same split with every set weighing the same: each bin against its own negatives.
+    assert aligned["coherence_unified_per_set[0]:lib"] > 0.95
+    assert abs(apart["coherence_unified_per_set[0]:lib"] - 0.5) < 0.15
+    for one in (aligned, apart):
+        assert one["coherence_unified_per_set[1]:lib"] > 0.95
+        assert one["coherence_within_per_set[1]:lib"] > 0.95
+        assert np.isnan(one["coherence_unified_per_set[5+]:lib"])
+        assert "coherence_within_per_set[0]:lib" not in one  # within: no such bin
+    reading = metric_reading("coherence_unified_per_set[0]:lib")
+    assert "every gene set weighing the same" in reading and "no dataset" in reading
 
 
 def test_smallest_shared_set_on_a_hand_library():

@@ -480,7 +480,7 @@ def per_dataset_coherence(
 
 
 def _auc_by_bin(
-    pairs: GenePairs, score: np.ndarray, values: np.ndarray, bins, negatives_in_every_bin: bool
+    label: np.ndarray, score: np.ndarray, values: np.ndarray, bins, negatives_in_every_bin: bool
 ) -> dict[str, float]:
     """AUROC of ``score`` per bin of ``values`` (inclusive bounds); with
     ``negatives_in_every_bin`` only the positives are binned and each bin is scored against
@@ -489,8 +489,8 @@ def _auc_by_bin(
     for low, high, name in bins:
         keep = (values >= low) & (values <= high)
         if negatives_in_every_bin:
-            keep |= ~pairs.label
-        out[name] = binary_auc(pairs.label[keep], score[keep])
+            keep |= ~label
+        out[name] = binary_auc(label[keep], score[keep])
     return out
 
 
@@ -502,7 +502,9 @@ def coherence_scores(
     measures against gene-matched negatives (:func:`gene_matched_pairs`),
     ``coherence_within_matched:<lib>`` and ``coherence_unified_matched:<lib>``, and two
     breakdowns of ``within`` and ``unified``: by datasets holding both genes,
-    ``coherence_within[<bin>]:<lib>`` (bin "0", unified only: no dataset holds both), and by
+    ``coherence_within[<bin>]:<lib>`` (bin "0", unified only: no dataset holds both; also
+    ``coherence_within_per_set[<bin>]:<lib>``, each bin's pairs against the negatives of the
+    same bin), and by
     the size of the smallest set the positive pair shares,
     ``coherence_within_by_set_size[<bin>]:<lib>`` (:data:`SET_SIZE_BINS`); and both with
     every set weighing the same, ``coherence_within_per_set:<lib>`` and
@@ -518,17 +520,19 @@ def coherence_scores(
             pairs = sample_gene_pairs(blocks, sets, scope, seed=seed, universe=universe)
             score = similarity(blocks, pairs)
             out[f"coherence_{scope}:{lib}"] = binary_auc(pairs.label, score)
-            by_held = _auc_by_bin(pairs, score, pairs.n_shared, held_bins, False)
+            by_held = _auc_by_bin(pairs.label, score, pairs.n_shared, held_bins, False)
             smallest = smallest_shared_set(universe, pairs.first, pairs.second)
-            by_size = _auc_by_bin(pairs, score, smallest, SET_SIZE_BINS, True)
+            by_size = _auc_by_bin(pairs.label, score, smallest, SET_SIZE_BINS, True)
             out.update({f"coherence_{scope}[{k}]:{lib}": v for k, v in by_held.items()})
             out.update({f"coherence_{scope}_by_set_size[{k}]:{lib}": v for k, v in by_size.items()})
             negatives = ~pairs.label
             per_set = sample_pairs_per_set(universe, scope, int(negatives.sum()), seed=seed)
-            out[f"coherence_{scope}_per_set:{lib}"] = binary_auc(
-                np.r_[per_set.label, pairs.label[negatives]],
-                np.r_[similarity(blocks, per_set), score[negatives]],
-            )
+            label = np.r_[per_set.label, pairs.label[negatives]]
+            per_set_score = np.r_[similarity(blocks, per_set), score[negatives]]
+            out[f"coherence_{scope}_per_set:{lib}"] = binary_auc(label, per_set_score)
+            held = np.r_[per_set.n_shared, pairs.n_shared[negatives]]
+            by_held = _auc_by_bin(label, per_set_score, held, held_bins, False)
+            out.update({f"coherence_{scope}_per_set[{k}]:{lib}": v for k, v in by_held.items()})
             if scope == "within":
                 own = per_dataset_coherence(blocks, sets, seed=seed, universe=universe)
                 own = np.array(list(own.values()))

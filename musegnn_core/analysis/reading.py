@@ -74,18 +74,22 @@ def metric_reading(key: str) -> str:
     if name in METRIC_READING:
         return METRIC_READING[name]
     base = name.partition("[")[0]
-    if base == "coherence_within" and "[" in name:
+    weighing = ", every gene set weighing the same" if base.endswith("_per_set") else ""
+    if base in ("coherence_within", "coherence_within_per_set") and "[" in name:
         held = name.partition("[")[2].rstrip("]")
         return (
-            f"function inside datasets, for gene pairs held together by {held} dataset(s) "
-            "(AUROC; 0.5 = chance)."
+            f"function inside datasets{weighing}, for gene pairs held together by {held} "
+            "dataset(s) (AUROC; 0.5 = chance)."
         )
-    if base == "coherence_unified" and "[" in name:
+    if base in ("coherence_unified", "coherence_unified_per_set") and "[" in name:
         held = name.partition("[")[2].rstrip("]")
         together = (
             "held together by no dataset" if held == "0" else f"held together by {held} dataset(s)"
         )
-        return f"function after integration, for gene pairs {together} (AUROC; 0.5 = chance)."
+        return (
+            f"function after integration{weighing}, for gene pairs {together} "
+            "(AUROC; 0.5 = chance)."
+        )
     if base in ("coherence_within_by_set_size", "coherence_unified_by_set_size"):
         size = name.partition("[")[2].rstrip("]")
         where = "inside datasets" if base.startswith("coherence_within") else "after integration"
