@@ -73,33 +73,33 @@ def metric_reading(key: str) -> str:
     name = key.partition(":")[0]
     if name in METRIC_READING:
         return METRIC_READING[name]
-    base = name.partition("[")[0]
+    base, _, bracket = name.partition("[")
+    inside = bracket.rstrip("]")
     weighing = ", every gene set weighing the same" if base.endswith("_per_set") else ""
-    if base in ("coherence_within", "coherence_within_per_set") and "[" in name:
-        held = name.partition("[")[2].rstrip("]")
+    if base in ("coherence_within", "coherence_within_per_set") and bracket:
         return (
-            f"function inside datasets{weighing}, for gene pairs held together by {held} "
+            f"function inside datasets{weighing}, for gene pairs held together by {inside} "
             "dataset(s) (AUROC; 0.5 = chance)."
         )
-    if base in ("coherence_unified", "coherence_unified_per_set") and "[" in name:
-        held = name.partition("[")[2].rstrip("]")
+    if base in ("coherence_unified", "coherence_unified_per_set") and bracket:
         together = (
-            "held together by no dataset" if held == "0" else f"held together by {held} dataset(s)"
+            "held together by no dataset"
+            if inside == "0"
+            else f"held together by {inside} dataset(s)"
         )
         return (
             f"function after integration{weighing}, for gene pairs {together} "
             "(AUROC; 0.5 = chance)."
         )
     if base in ("coherence_within_by_set_size", "coherence_unified_by_set_size"):
-        size = name.partition("[")[2].rstrip("]")
         where = "inside datasets" if base.startswith("coherence_within") else "after integration"
         return (
-            f"function {where}, for gene pairs whose smallest shared set has {size} genes, "
+            f"function {where}, for gene pairs whose smallest shared set has {inside} genes, "
             "against pairs sharing no set (AUROC; 0.5 = chance). A broad set (hundreds of "
             "genes) says little about which genes work together; a small one names a process."
         )
-    if base == "edge_auc" and "[" in name:
-        return f"structure in {name.partition('[')[2].rstrip(']')}: its co-expression edges are closer than non-edges (AUROC)."
+    if base == "edge_auc" and bracket:
+        return f"structure in {inside}: its co-expression edges are closer than non-edges (AUROC)."
     return METRIC_READING.get(base, "")
 
 
