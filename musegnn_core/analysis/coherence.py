@@ -504,8 +504,7 @@ def coherence_scores(
     breakdowns of ``within`` and ``unified``: by datasets holding both genes,
     ``coherence_within[<bin>]:<lib>`` (bin "0", unified only: no dataset holds both; also
     ``coherence_within_per_set[<bin>]:<lib>``, each bin's pairs against the negatives of the
-    same bin), and by
-    the size of the smallest set the positive pair shares,
+    same bin), and by the size of the smallest set the positive pair shares,
     ``coherence_within_by_set_size[<bin>]:<lib>`` (:data:`SET_SIZE_BINS`); and both with
     every set weighing the same, ``coherence_within_per_set:<lib>`` and
     ``coherence_unified_per_set:<lib>`` (positives of :func:`sample_pairs_per_set`, the

@@ -73,8 +73,8 @@ def metric_reading(key: str) -> str:
     name = key.partition(":")[0]
     if name in METRIC_READING:
         return METRIC_READING[name]
-    base, _, bracket = name.partition("[")
-    inside = bracket.rstrip("]")
+    base, bracket, inside = name.partition("[")
+    inside = inside.rstrip("]")
     weighing = ", every gene set weighing the same" if base.endswith("_per_set") else ""
     if base in ("coherence_within", "coherence_within_per_set") and bracket:
         return (
